@@ -1,0 +1,29 @@
+# TORCH_SPEC lets CI (and machines with a local wheel) pin the torch build, e.g.
+#   make test TORCH_SPEC=torch==2.13.0
+TORCH_SPEC ?= torch
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash recipes/quickstart.sh
+
+clean:
+	rm -rf $(VENV) work

@@ -1,0 +1,237 @@
+"""Dataclass configs: the only home of defaults.
+
+Model configs are per family (`TransformerConfig`, `LSTMConfig`); a named architecture is a
+function in the model module returning one of them, and user flags override its fields
+afterwards with `apply_overrides`. Every config converts to a plain dict (`asdict`) for
+checkpoints and back (`from_dict`), rejecting unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, TypeVar, get_type_hints
+
+from nmt.errors import UserError
+
+C = TypeVar("C")
+
+
+# ----------------------------------------------------------------------------- models
+@dataclass
+class TransformerConfig:
+    """Encoder-decoder Transformer (Vaswani et al. 2017); sizes of `transformer_base` by default."""
+
+    family: ClassVar[str] = "transformer"
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    encoder_embed_dim: int = 512
+    decoder_embed_dim: int = 512
+    encoder_ffn_embed_dim: int = 2048
+    decoder_ffn_embed_dim: int = 2048
+    encoder_attention_heads: int = 8
+    decoder_attention_heads: int = 8
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    activation_fn: str = "relu"  # relu | gelu
+    normalize_before: bool = False  # pre-norm when True, post-norm (the 2017 paper) otherwise
+    learned_pos: bool = False  # learned position embeddings instead of sinusoidal
+    no_scale_embedding: bool = False  # embeddings are scaled by sqrt(D) unless this is set
+    max_source_positions: int = 1024
+    max_target_positions: int = 1024
+    share_decoder_input_output_embed: bool = False
+    share_all_embeddings: bool = False  # needs a joined dictionary
+
+
+@dataclass
+class LSTMConfig:
+    """LSTM encoder-decoder with optional attention; `lstm_seq2seq` sizes by default."""
+
+    family: ClassVar[str] = "lstm"
+    encoder_embed_dim: int = 256
+    encoder_hidden_size: int = 512
+    encoder_layers: int = 2
+    encoder_bidirectional: bool = False
+    decoder_embed_dim: int = 256
+    decoder_hidden_size: int = 512
+    decoder_layers: int = 2
+    dropout: float = 0.1
+    attention: str = "none"  # none | dot | general | qkv | additive | multihead
+    decoder_attention_heads: int = 4  # for attention=multihead
+    input_feeding: bool = False  # Luong: feed the previous attentional vector to the next step
+    bridge: str = "concat"  # concat | average | linear | zero (encoder final states -> decoder initial)
+    bridge_layers: str = "repeat"  # repeat | zero, when the encoder has fewer layers than the decoder
+    reverse_source: bool = False  # Sutskever et al. 2014: reverse each sentence's real tokens
+    pack: bool = True  # packed sequences: padding never enters the recurrence
+    teacher_forcing_ratio: float = 1.0  # below 1 feeds the model's own greedy predictions in training
+    share_decoder_input_output_embed: bool = False
+    share_all_embeddings: bool = False  # needs a joined dictionary
+    max_source_positions: int = 1024
+    max_target_positions: int = 1024
+
+
+MODEL_CONFIGS: dict[str, type] = {c.family: c for c in (TransformerConfig, LSTMConfig)}
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class PreprocessConfig:
+    source_lang: str
+    target_lang: str
+    trainpref: str
+    destdir: str
+    validpref: Optional[str] = None
+    testpref: list[str] = field(default_factory=list)  # several -> splits test, test1, test2, ...
+    vocab_size: int = 8000
+    joined_dictionary: bool = False
+    spm_model_type: str = "unigram"  # unigram | bpe
+    tokenizer: str = "sentencepiece"  # sentencepiece | none (text is already tokenized)
+    max_len: int = 256  # training pairs with more tokens on either side are dropped
+    max_len_ratio: float = 9.0  # training pairs with a longer/shorter length ratio above this are dropped
+    workers: int = 1
+    force: bool = False  # replace an existing non-empty destdir
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class OptimConfig:
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 5e-4  # peak lr (for noam: the scale factor)
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-8
+    momentum: float = 0.0  # sgd
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
+    lr_scheduler: str = "inverse_sqrt"  # inverse_sqrt | noam | cosine | fixed | reduce_lr_on_plateau
+    warmup_updates: int = 4000
+    warmup_init_lr: float = 1e-7
+    min_lr: float = 0.0
+    lr_shrink: float = 0.5  # reduce_lr_on_plateau factor
+    lr_patience: int = 0  # reduce_lr_on_plateau: validations without improvement before shrinking
+    max_update: int = 0  # horizon of the cosine schedule (copied from TrainConfig.max_update)
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "transformer_tiny"
+    save_dir: str = "checkpoints"
+    criterion: str = "label_smoothed_cross_entropy"
+    label_smoothing: float = 0.1
+    max_tokens: int = 4096  # per batch (per process), source or target, padding included
+    batch_size: Optional[int] = None  # optional cap on sentences per batch
+    update_freq: int = 1  # gradient accumulation: batches per optimizer step
+    seed: int = 1
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "none"  # none | bf16 | fp16
+    threads: Optional[int] = None  # torch intra-op threads on CPU
+    max_epoch: int = 0  # 0 = no limit
+    max_update: int = 0  # 0 = no limit
+    patience: int = -1  # stop after this many validations without improvement; -1 = off
+    validate_interval: int = 1  # epochs
+    validate_interval_updates: int = 0  # 0 = only at epoch ends
+    eval_bleu: bool = False
+    eval_bleu_beam: int = 1
+    best_checkpoint_metric: str = "loss"  # loss | nll_loss | ppl | bleu
+    log_interval: int = 100
+    log_format: str = "simple"  # simple | json
+    tensorboard_logdir: Optional[str] = None  # default: SAVE_DIR/tensorboard
+    keep_last_epochs: int = -1
+    save_interval_updates: int = 0
+    keep_interval_updates: int = -1
+    restore_file: str = "checkpoint_last.pt"
+    reset_optimizer: bool = False
+    no_save: bool = False
+    save_init_checkpoint: bool = False
+    attn_sample: Optional[str] = None  # a sentence whose cross-attention is logged at each validation
+    compile: bool = False  # torch.compile the model
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+# ----------------------------------------------------------------------------- generation
+@dataclass
+class GenerateConfig:
+    beam: int = 5
+    nbest: int = 1
+    lenpen: float = 1.0
+    max_len_a: float = 0.0  # max output length = a * source length + b
+    max_len_b: int = 200
+    min_len: int = 1
+    no_repeat_ngram_size: int = 0
+    unkpen: float = 0.0
+    sampling: bool = False
+    sampling_topk: int = -1
+    sampling_topp: float = -1.0
+    temperature: float = 1.0
+    seed: int = 1
+    max_tokens: int = 8000
+    batch_size: Optional[int] = None
+    device: str = "auto"
+    amp: str = "none"
+
+
+# ----------------------------------------------------------------------------- helpers
+def asdict(cfg: Any) -> dict:
+    """Config -> plain dict (tuples become lists) for JSON and checkpoints."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[C], values: dict) -> C:
+    """Plain dict -> config of `cls`; unknown keys are an error naming the valid ones."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"unknown {cls.__name__} key(s) {unknown}; valid: {sorted(names)}")
+    kwargs = {}
+    for k, v in values.items():
+        sub = hints[k]
+        if dataclasses.is_dataclass(sub) and isinstance(v, dict):
+            v = from_dict(sub, v)
+        elif isinstance(v, list) and "tuple" in str(sub):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def parse_value(text: str, typ: Any, key: str) -> Any:
+    """Parse a flag's text into the field type `typ` (bool, int, float, str, Optional, tuple)."""
+    s = str(typ)
+    if text.lower() in ("none", "null") and "Optional" in s:
+        return None
+    try:
+        if typ is bool or s in ("bool", "Optional[bool]"):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if "int" in s and "float" not in s and "tuple" not in s:
+            return int(text)
+        if "tuple" in s:
+            return tuple(float(x) for x in text.replace("(", "").replace(")", "").split(","))
+        if "float" in s:
+            value = float(text)
+            if math.isnan(value):
+                raise ValueError
+            return value
+    except ValueError:
+        raise UserError(f"--{key.replace('_', '-')}: cannot read {text!r} as {s}") from None
+    return text
+
+
+def apply_overrides(cfg: C, overrides: dict[str, str]) -> C:
+    """Return a copy of `cfg` with fields replaced from flag texts; unknown keys list the valid ones."""
+    hints = get_type_hints(type(cfg))
+    names = [f.name for f in dataclasses.fields(cfg)]
+    changes = {}
+    for key, text in overrides.items():
+        k = key.lstrip("-").replace("-", "_")
+        if k not in names:
+            valid = ", ".join("--" + n.replace("_", "-") for n in names)
+            raise UserError(f"unknown option --{key.lstrip('-')} for {type(cfg).__name__}; valid: {valid}")
+        changes[k] = parse_value(text, hints[k], k)
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,65 @@
+"""Model families and the protocol every one of them implements.
+
+Shape legend: B batch, S source length, T target length, D model dim, H heads, V vocab.
+
+Protocol (both families; search, trainer, generate and visualize rely on nothing else):
+
+    forward(src, src_pad_mask, tgt_in) -> logits                       (B, T, V)
+        teacher-forced training pass (what DDP wraps).
+    encode(src, src_pad_mask, need_attn=False) -> (memory, attn)
+        memory: dict[str, Tensor], every tensor batch-first (dim 0 = B);
+        attn: None, or {"enc_self": [(B, H, S, S) per layer]} when need_attn.
+    decode(tgt_in, memory, src_pad_mask, state=None, need_attn=False) -> (logits, state, attn)
+        state=None: tgt_in (B, T) is the whole prefix from BOS.
+        state given: tgt_in holds only the positions after those already in `state`
+        (usually (B, 1)); the result equals decoding the whole prefix at once.
+        state: dict[str, Tensor | list | int], every tensor batch-first, so beam search
+        reorders it with `select_batch(state, order)` and never needs the family.
+        attn: None, or {"dec_self": [(B, H, T, T_all) per layer], "cross": [(B, H, T, S) per layer]}
+        when need_attn (families without self-attention leave that kind out).
+    max_positions() -> (max source tokens, max target tokens)
+
+`src_pad_mask` is True at padding. Tokens: src = pieces + EOS, tgt_in = BOS + pieces,
+tgt_out = pieces + EOS (ids in nmt.tokenizer). No cache lives on modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from nmt import config as C
+from nmt.registry import ARCHS, MODELS, lookup
+
+# Explicit imports register the families and their named architectures.
+from nmt.models import transformer as _transformer  # noqa: F401,E402
+from nmt.models import lstm as _lstm  # noqa: F401,E402
+
+
+def select_batch(tree: Any, index: torch.Tensor) -> Any:
+    """index_select dim 0 of every tensor in a nested dict/list/tuple; other leaves pass through."""
+    if isinstance(tree, torch.Tensor):
+        return tree.index_select(0, index)
+    if isinstance(tree, dict):
+        return {k: select_batch(v, index) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(select_batch(v, index) for v in tree)
+    return tree
+
+
+def arch_config(arch: str, overrides: dict[str, str] | None = None):
+    """Config of a named architecture with flag overrides applied (unknown names/keys -> UserError)."""
+    cfg = lookup(ARCHS, arch, "architecture")()
+    return C.apply_overrides(cfg, overrides or {})
+
+
+def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool = True) -> torch.nn.Module:
+    """Instantiate the family of `cfg` (a model config dataclass)."""
+    build = lookup(MODELS, cfg.family, "model family")
+    return build(cfg, src_vocab_size, tgt_vocab_size, joined_dictionary)
+
+
+def config_from_dict(family: str, values: dict):
+    """Model config from a checkpoint's dict."""
+    return C.from_dict(lookup(C.MODEL_CONFIGS, family, "model family"), values)

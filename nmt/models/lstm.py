@@ -1,0 +1,1 @@
+"""LSTM family (being written)."""

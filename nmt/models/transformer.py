@@ -1,0 +1,1 @@
+"""Transformer family (being written)."""
