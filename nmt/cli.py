@@ -59,11 +59,23 @@ def train() -> None:
     _not_yet("train")
 
 
+@app.command("list-archs")
+def list_archs() -> None:
+    """List the registered architectures with their key sizes."""
+    _not_yet("list-archs")
+
+
 # ---------------------------------------------------------------- generate / score / average-checkpoints
 @app.command()
 def generate() -> None:
     """Translate a binarized split or raw text with a trained checkpoint."""
     _not_yet("generate")
+
+
+@app.command("average-checkpoints")
+def average_checkpoints() -> None:
+    """Average the weights of several checkpoints into one."""
+    _not_yet("average-checkpoints")
 
 
 @app.command()
