@@ -63,3 +63,28 @@ def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary
 def config_from_dict(family: str, values: dict):
     """Model config from a checkpoint's dict."""
     return C.from_dict(lookup(C.MODEL_CONFIGS, family, "model family"), values)
+
+
+_SIZE_FIELDS = (
+    ("encoder_layers", "enc"), ("decoder_layers", "dec"), ("encoder_embed_dim", "D"), ("encoder_hidden_size", "H"),
+    ("encoder_ffn_embed_dim", "FFN"), ("encoder_attention_heads", "heads"), ("attention", "attn"),
+    ("encoder_bidirectional", "bidir"),
+)
+
+
+def arch_summaries(vocab_size: int | None = None) -> list[dict]:
+    """One row per registered arch: name, family, key sizes, and (with vocab_size) parameter count.
+
+    Parameters are counted on the meta device, so even the big archs cost no memory or time.
+    """
+    rows = []
+    for name in sorted(ARCHS):
+        cfg = ARCHS[name]()
+        sizes = " ".join(f"{short}={getattr(cfg, f)}" for f, short in _SIZE_FIELDS if hasattr(cfg, f))
+        row = {"arch": name, "family": cfg.family, "sizes": sizes}
+        if vocab_size:
+            with torch.device("meta"):
+                model = build_model(cfg, vocab_size, vocab_size, True)
+            row["params"] = sum(p.numel() for p in model.parameters())
+        rows.append(row)
+    return rows

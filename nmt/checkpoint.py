@@ -1,0 +1,227 @@
+"""Self-contained checkpoints: atomic writes, safe loading, averaging.
+
+A checkpoint is one `torch.save`d dict of plain values and tensors, so it loads with
+`torch.load(weights_only=True)` (no code runs on load, whatever the file holds):
+
+    kind            "nmt-checkpoint"           (anything else is a foreign file)
+    format_version  int                        (newer than FORMAT_VERSION is refused)
+    arch, family    str                        (named architecture, model family)
+    model_config    dict                       (the family's config fields)
+    data_meta       dict                       (the data dir's meta.json)
+    tokenizer_blobs dict[str, bytes]           (SentencePiece models / vocabularies)
+    model           state_dict
+    train_state     dict, optional             (optimizer, scaler, counters, RNG, data position)
+
+Writes go to a temporary file in the same directory, are fsynced, then renamed over the
+target, so a crash at any moment leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nmt import config as C
+from nmt.errors import UserError
+
+KIND = "nmt-checkpoint"
+FORMAT_VERSION = 1
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass
+class Loaded:
+    """A model ready for inference, with what is needed to read and write its text."""
+
+    model: torch.nn.Module
+    model_cfg: Any
+    arch: str
+    meta: dict
+    src_tok: Any
+    tgt_tok: Any
+    payload: dict
+
+
+# ----------------------------------------------------------------------------- files
+def save(path: str, payload: dict) -> None:
+    """Atomically write `payload` to `path` (temp file + fsync + rename + directory fsync)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def copy(src: str, dst: str) -> None:
+    """Atomic copy of a checkpoint file (e.g. checkpoint_last.pt -> checkpoint_best.pt)."""
+    directory = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pt", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            while chunk := inp.read(1 << 24):
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temps(directory: str) -> list[str]:
+    """Remove temp files left by a write that was killed; returns what was removed."""
+    removed = []
+    for path in glob.glob(os.path.join(directory, TMP_PREFIX + "*")):
+        os.unlink(path)
+        removed.append(path)
+    return removed
+
+
+def load(path: str) -> dict:
+    """Read and validate a checkpoint; any problem is a UserError naming the file."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, random bytes, pickles that want to run code, ...
+        reason = str(e).split("\n")[0][:160]
+        raise UserError(f"{path} is not a readable nmt checkpoint (corrupt, truncated or unsafe: {reason})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != KIND:
+        raise UserError(f"{path} is not an nmt checkpoint")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserError(f"{path} has checkpoint format {version}, newer than this nmt supports ({FORMAT_VERSION}); upgrade nmt")
+    for key in ("arch", "family", "model_config", "data_meta", "tokenizer_blobs", "model"):
+        if key not in payload:
+            raise UserError(f"{path} is an incomplete nmt checkpoint (no {key!r})")
+    return payload
+
+
+# ----------------------------------------------------------------------------- model checkpoints
+def model_payload(model: torch.nn.Module, model_cfg: Any, arch: str, meta: dict, blobs: dict[str, bytes]) -> dict:
+    """The inference part of a checkpoint (the Trainer adds `train_state`)."""
+    return {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "family": model_cfg.family,
+        "model_config": C.asdict(model_cfg),
+        "data_meta": meta,
+        "tokenizer_blobs": blobs,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_model(path: str, model: torch.nn.Module, model_cfg: Any, arch: str, meta: dict, blobs: dict[str, bytes]) -> None:
+    save(path, model_payload(model, model_cfg, arch, meta, blobs))
+
+
+def model_from_payload(payload: dict, path: str = "checkpoint") -> tuple[torch.nn.Module, Any]:
+    """Build the model a checkpoint describes and load its weights (strictly)."""
+    from nmt.models import build_model, config_from_dict
+
+    cfg = config_from_dict(payload["family"], payload["model_config"])
+    meta = payload["data_meta"]
+    vocab = meta["vocab_size"]
+    model = build_model(cfg, vocab[meta["source_lang"]], vocab[meta["target_lang"]], meta.get("joined_dictionary", False))
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        first = str(e).split("\n")[0][:200]
+        raise UserError(f"{path}: weights do not fit architecture {payload['arch']!r} ({first})") from None
+    return model, cfg
+
+
+def load_model(path: str, device: str | torch.device = "cpu") -> Loaded:
+    """Checkpoint -> Loaded(model in eval mode on `device`, config, tokenizers, meta)."""
+    from nmt.tokenizer import load_tokenizers
+
+    payload = load(path)
+    model, cfg = model_from_payload(payload, path)
+    src_tok, tgt_tok = load_tokenizers(payload["data_meta"], payload["tokenizer_blobs"])
+    model.to(device).eval()
+    return Loaded(model, cfg, payload["arch"], payload["data_meta"], src_tok, tgt_tok, payload)
+
+
+def load_models(paths: str, device: str | torch.device = "cpu") -> list[Loaded]:
+    """`a.pt:b.pt` -> one Loaded per file (an ensemble); all must share the target vocabulary."""
+    loaded = [load_model(p, device) for p in paths.split(":") if p]
+    if not loaded:
+        raise UserError("--path names no checkpoint")
+    first = loaded[0].meta
+    for p, other in zip(paths.split(":")[1:], loaded[1:]):
+        same = other.meta["target_lang"] == first["target_lang"] and other.meta["vocab_size"] == first["vocab_size"]
+        if not same or other.payload["tokenizer_blobs"] != loaded[0].payload["tokenizer_blobs"]:
+            raise UserError(f"{p} has a different vocabulary than {paths.split(':')[0]}; an ensemble needs one vocabulary")
+    return loaded
+
+
+# ----------------------------------------------------------------------------- averaging
+def average(paths: list[str]) -> dict:
+    """Mean of the weights of several checkpoints of one architecture (float sums in float64)."""
+    if not paths:
+        raise UserError("no checkpoints to average")
+    first = load(paths[0])
+    sums = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
+    for p in paths[1:]:
+        payload = load(p)
+        if payload["arch"] != first["arch"] or payload["model"].keys() != sums.keys():
+            raise UserError(f"{p} is a different architecture than {paths[0]}; cannot average them")
+        for k, v in payload["model"].items():
+            if v.is_floating_point():
+                sums[k] += v.double()
+    out = {k: v for k, v in first.items() if k != "train_state"}
+    out["model"] = {
+        k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v for k, v in sums.items()
+    }
+    out["averaged_from"] = [os.path.basename(p) for p in paths]
+    return out
+
+
+def _numbered(save_dir: str, pattern: str) -> list[str]:
+    found = []
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else []:
+        m = re.fullmatch(pattern, name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(save_dir, name)))
+    return [p for _, p in sorted(found)]
+
+
+def epoch_checkpoints(save_dir: str) -> list[str]:
+    """checkpointN.pt files sorted by epoch N."""
+    return _numbered(save_dir, r"checkpoint(\d+)\.pt")
+
+
+def update_checkpoints(save_dir: str) -> list[str]:
+    """checkpoint_E_U.pt files (saved every --save-interval-updates) sorted by update U."""
+    return _numbered(save_dir, r"checkpoint_\d+_(\d+)\.pt")

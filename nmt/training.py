@@ -1,0 +1,392 @@
+"""`nmt train`: data dir -> model -> Trainer -> epochs, validation, checkpoints, stopping.
+
+Determinism is by construction, which is what makes resume exact:
+- the batches of an epoch are a pure function of (data, max_tokens, seed, epoch), and the
+  checkpoint records how many of them this epoch has consumed;
+- the torch RNG (dropout) is reseeded before every update from (seed, rank, update), so no
+  RNG state has to survive a restart;
+- interval log sums are saved too, so the first log line after a resume is the same line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+
+from nmt import checkpoint as ckpt
+from nmt import config as C
+from nmt import dist
+from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta, shard
+from nmt.errors import UserError
+from nmt.models import arch_config, build_model, config_from_dict
+from nmt.optim import plateau_update
+from nmt.tokenizer import load_tokenizers, read_blobs
+from nmt.train_log import Board, Meter, format_line, memory_mb, setup_logging
+from nmt.trainer import Trainer
+
+log = logging.getLogger("nmt.train")
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 1
+    batch_offset: int = 0  # batches of this epoch already consumed (on this rank)
+    best: Optional[float] = None
+    bad_validations: int = 0  # for --patience
+    plateau_bad: int = 0  # for reduce_lr_on_plateau
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between updates and saves before exiting."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+
+    def __call__(self, signum, _frame):
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self):
+        old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def exit_code(self) -> int:
+        return 130 if self.signum == signal.SIGINT else 0
+
+
+@contextlib.contextmanager
+def save_dir_lock(save_dir: str, enabled: bool):
+    """Refuse a second `nmt train` on the same save dir while one runs (flock dies with the process)."""
+    if not enabled:
+        yield
+        return
+    os.makedirs(save_dir, exist_ok=True)
+    fd = os.open(os.path.join(save_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"another nmt train is already using {save_dir} (lock held); wait for it or use another --save-dir")
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def param_summary(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts: encoder, decoder (without embeddings), embeddings, output projection, total."""
+    counts = {"encoder": 0, "decoder": 0, "embeddings": 0, "output_projection": 0, "total": 0}
+    seen: set[int] = set()
+    embed_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        n = p.numel()
+        counts["total"] += n
+        if id(p) in embed_ids:
+            counts["embeddings"] += n
+        elif "output_projection" in name:
+            counts["output_projection"] += n
+        elif name.startswith("encoder"):
+            counts["encoder"] += n
+        elif name.startswith("decoder"):
+            counts["decoder"] += n
+    return counts
+
+
+def _model_dim(model_cfg) -> int:
+    return getattr(model_cfg, "decoder_embed_dim", None) or getattr(model_cfg, "decoder_hidden_size", 512)
+
+
+class Run:
+    """One invocation of `nmt train`: holds the pieces the loop needs."""
+
+    def __init__(self, cfg: C.TrainConfig, model_overrides: dict[str, str]):
+        self.cfg = cfg
+        self.info, self.device = dist.setup(cfg.device)
+        setup_logging(self.info.is_main)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.meta = read_meta(cfg.data)
+        self.blobs = read_blobs(cfg.data, self.meta)
+        self.src_tok, self.tgt_tok = load_tokenizers(self.meta, self.blobs)
+        self.train_data = load_split(cfg.data, "train", self.meta)
+        self.valid_data = load_split(cfg.data, "valid", self.meta) if "valid" in self.meta.get("splits", {}) else None
+        self.restore = self._restore_payload()
+        if self.restore is not None:
+            self.arch = self.restore["arch"]
+            self.model_cfg = config_from_dict(self.restore["family"], self.restore["model_config"])
+            if model_overrides or cfg.arch != self.arch:
+                log.warning("resuming: the architecture and sizes come from the checkpoint (%s)", self.arch)
+        else:
+            self.arch = cfg.arch
+            self.model_cfg = arch_config(cfg.arch, model_overrides)
+        vocab = self.meta["vocab_size"]
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        model = build_model(self.model_cfg, vocab[self.meta["source_lang"]], vocab[self.meta["target_lang"]],
+                            self.meta.get("joined_dictionary", False))
+        if self.restore is not None:
+            model.load_state_dict(self.restore["model"])
+        cfg.optim.max_update = cfg.max_update
+        self.trainer = Trainer(cfg, model, self.device, self.info, _model_dim(self.model_cfg))
+        self.progress = Progress()
+        self.meter = Meter(self.device)
+        self.board = Board(cfg.tensorboard_logdir or os.path.join(cfg.save_dir, "tensorboard")) if self.info.is_main else Board(None)
+        if self.restore is not None:
+            self._load_train_state(self.restore.get("train_state"))
+        self.batches = batch_by_tokens(self.train_data.src.sizes, self.train_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        self.stop = StopFlag()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _restore_payload(self) -> Optional[dict]:
+        path = self.cfg.restore_file
+        if not os.path.isabs(path) and not os.path.exists(path):
+            path = os.path.join(self.cfg.save_dir, path)
+        if not os.path.exists(path):
+            return None
+        if self.info.is_main:
+            ckpt.clean_stale_temps(os.path.dirname(os.path.abspath(path)))
+        log.info("resuming from %s", path)
+        return ckpt.load(path)
+
+    def _load_train_state(self, state: Optional[dict]) -> None:
+        if not state:
+            return
+        self.trainer.load_state_dict(state["trainer"], reset_optimizer=self.cfg.reset_optimizer)
+        if self.cfg.reset_optimizer:
+            return
+        self.progress = Progress(**state["progress"])
+        self.meter.load_state(state["meter"])
+
+    def save(self, names: list[str]) -> None:
+        """Write the full training checkpoint to the first name, copy it to the others (rank 0)."""
+        if self.cfg.no_save or not names:
+            return
+        if self.info.is_main:
+            payload = ckpt.model_payload(self.trainer.model, self.model_cfg, self.arch, self.meta, self.blobs)
+            payload["train_state"] = {
+                "trainer": self.trainer.state_dict(),
+                "progress": vars(self.progress).copy(),
+                "meter": self.meter.state(),
+                "train_config": C.asdict(self.cfg),
+            }
+            paths = [os.path.join(self.cfg.save_dir, n) for n in names]
+            ckpt.save(paths[0], payload)
+            for p in paths[1:]:
+                ckpt.copy(paths[0], p)
+            self._prune()
+        dist.barrier(self.info)
+
+    def _prune(self) -> None:
+        if self.cfg.keep_last_epochs >= 0:
+            for p in ckpt.epoch_checkpoints(self.cfg.save_dir)[: -self.cfg.keep_last_epochs or None]:
+                os.unlink(p)
+        if self.cfg.keep_interval_updates >= 0:
+            for p in ckpt.update_checkpoints(self.cfg.save_dir)[: -self.cfg.keep_interval_updates or None]:
+                os.unlink(p)
+
+    # ------------------------------------------------------------------ data
+    def epoch_batches(self, epoch: int) -> list:
+        order = epoch_order(len(self.batches), epoch, self.cfg.seed)
+        return shard([self.batches[i] for i in order], self.info.rank, self.info.world_size)
+
+    def iterate(self, batches: list) -> Iterator:
+        dataset = BatchDataset(self.train_data, batches)
+        if self.cfg.num_workers == 0:
+            return (dataset[i] for i in range(len(dataset)))
+        return iter(torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.cfg.num_workers,
+                                                pin_memory=self.device.type == "cuda"))
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> Optional[dict]:
+        """Loss/nll/ppl (and BLEU) on the valid split; updates best, patience and plateau state."""
+        if self.valid_data is None:
+            return None
+        cfg = self.cfg
+        vb = batch_by_tokens(self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        meter = Meter(self.device)
+        for idx in vb[self.info.rank :: self.info.world_size]:
+            stats = self.trainer.valid_step(BatchDataset(self.valid_data, [idx])[0])
+            meter.add({**stats, "gnorm": torch.zeros(())})
+        r = meter.reduce(self.info)
+        values = {"loss": r["loss"], "nll_loss": r["nll_loss"], "ppl": r["ppl"]}
+        if cfg.eval_bleu:
+            values["bleu"] = dist.broadcast_object(self._valid_bleu() if self.info.is_main else None, self.info)
+        metric = values[cfg.best_checkpoint_metric]
+        maximize = cfg.best_checkpoint_metric == "bleu"
+        p = self.progress
+        if cfg.optim.lr_scheduler == "reduce_lr_on_plateau":
+            shrink, p.plateau_bad = plateau_update(p.best, metric, p.plateau_bad, cfg.optim.lr_patience, maximize)
+            if shrink:
+                self.trainer.lr_scale *= cfg.optim.lr_shrink
+        improved = p.best is None or (metric > p.best if maximize else metric < p.best)
+        p.bad_validations = 0 if improved else p.bad_validations + 1
+        if improved:
+            p.best = metric
+        values[f"best_{cfg.best_checkpoint_metric}"] = p.best
+        values["improved"] = improved
+        self._emit(f"epoch {p.epoch:03d} | valid on 'valid' subset", values, "valid")
+        if cfg.attn_sample and self.info.is_main:
+            self._attn_image()
+        return values
+
+    def _valid_bleu(self) -> float:
+        import sacrebleu
+
+        from nmt.config import GenerateConfig
+        from nmt.generate import translate_split
+
+        gen = GenerateConfig(beam=self.cfg.eval_bleu_beam, max_tokens=self.cfg.max_tokens)
+        hyps = translate_split([self.trainer.model], self.valid_data, self.tgt_tok, gen, self.device)
+        refs = [self.tgt_tok.decode(self.valid_data.tgt[i].tolist()) for i in range(len(self.valid_data))]
+        return float(sacrebleu.corpus_bleu(hyps, [refs]).score)
+
+    def _attn_image(self) -> None:
+        from nmt.visualize import cross_attention_image
+
+        image = cross_attention_image(self.trainer.model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
+        self.board.image("valid", "cross_attention", image, self.trainer.num_updates)
+
+    def _emit(self, prefix: str, values: dict, board_tag: str) -> None:
+        if self.info.is_main:
+            shown = {k: v for k, v in values.items() if k != "improved"}
+            log.info(format_line(prefix, shown, self.cfg.log_format))
+            self.board.scalars(board_tag, shown, self.trainer.num_updates)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        """Train until a stopping rule fires; returns the process exit code."""
+        cfg, p, t = self.cfg, self.progress, self.trainer
+        if self.info.is_main and self.restore is None:
+            log.info("config: %s", json.dumps(C.asdict(cfg)))
+            log.info("model %s: %s", self.arch, json.dumps(C.asdict(self.model_cfg)))
+            log.info("parameters: %s", json.dumps(param_summary(t.model)))
+            if cfg.save_init_checkpoint and not cfg.no_save:
+                os.makedirs(cfg.save_dir, exist_ok=True)
+                ckpt.save_model(os.path.join(cfg.save_dir, "checkpoint_init.pt"), t.model, self.model_cfg, self.arch,
+                                self.meta, self.blobs)
+        with self.stop.installed():
+            while True:
+                if self._done_before_epoch():
+                    return 0
+                batches = self.epoch_batches(p.epoch)
+                status = self._train_epoch(batches)
+                if status is not None:
+                    return status
+                if self._end_of_epoch():
+                    return 0
+
+    def _done_before_epoch(self) -> bool:
+        cfg, p = self.cfg, self.progress
+        if cfg.max_update and self.trainer.num_updates >= cfg.max_update:
+            log.info("reached max_update %d", cfg.max_update)
+            return True
+        if cfg.max_epoch and p.epoch > cfg.max_epoch:
+            log.info("reached max_epoch %d", cfg.max_epoch)
+            return True
+        return False
+
+    def _train_epoch(self, batches: list) -> Optional[int]:
+        """Consume the rest of the epoch; returns an exit code if training must end inside it."""
+        cfg, p, t = self.cfg, self.progress, self.trainer
+        group: list = []
+        remaining = len(batches) - p.batch_offset
+        for batch in self.iterate(batches[p.batch_offset :]):
+            group.append(batch)
+            remaining -= 1
+            if len(group) < cfg.update_freq and remaining > 0:
+                continue
+            torch.manual_seed(cfg.seed * 1_000_003 + self.info.rank * 7_919 + t.num_updates)
+            stats = t.train_step(group, stop_requested=self.stop.signum is not None)
+            if stats is None:  # a signal on some rank: every rank stops here, before this update
+                log.info("stopping on signal at update %d; saving checkpoint_last.pt", t.num_updates)
+                self.save(["checkpoint_last.pt"])
+                return self.stop.exit_code()
+            p.batch_offset += len(group)
+            group = []
+            if "overflow" in stats:
+                log.info("fp16 overflow: update skipped, loss scale lowered to %g", t.scaler.get_scale())
+                continue
+            self.meter.add(stats)
+            n = t.num_updates
+            if n % cfg.log_interval == 0:
+                self._log_train()
+            if cfg.validate_interval_updates and n % cfg.validate_interval_updates == 0:
+                values = self.validate()
+                if self._patience_exhausted():
+                    self._save_after_validation(values, [f"checkpoint_{p.epoch}_{n}.pt"])
+                    return 0
+            if cfg.save_interval_updates and n % cfg.save_interval_updates == 0:
+                self.save([f"checkpoint_{p.epoch}_{n}.pt", "checkpoint_last.pt"])
+            if cfg.max_update and n >= cfg.max_update:
+                values = self.validate()
+                self._save_after_validation(values, [])
+                log.info("reached max_update %d", cfg.max_update)
+                return 0
+        return None
+
+    def _end_of_epoch(self) -> bool:
+        """Validate and save at the end of an epoch; True when training is over."""
+        cfg, p = self.cfg, self.progress
+        if self.meter.sums[-1].item() > 0:
+            self._log_train(end_of_epoch=True)
+        values = self.validate() if p.epoch % cfg.validate_interval == 0 else None
+        finished_epoch = p.epoch
+        p.epoch += 1
+        p.batch_offset = 0
+        self._save_after_validation(values, [f"checkpoint{finished_epoch}.pt"])
+        if self._patience_exhausted():
+            log.info("early stop: no improvement of %s in %d validations", cfg.best_checkpoint_metric, cfg.patience)
+            return True
+        return bool(cfg.max_epoch and p.epoch > cfg.max_epoch)
+
+    def _save_after_validation(self, values: Optional[dict], names: list[str]) -> None:
+        names = names + ["checkpoint_last.pt"]
+        if values is not None and values["improved"]:
+            names.append("checkpoint_best.pt")
+        self.save(names)
+
+    def _patience_exhausted(self) -> bool:
+        return self.cfg.patience >= 0 and self.progress.bad_validations > self.cfg.patience
+
+    def _log_train(self, end_of_epoch: bool = False) -> None:
+        r = self.meter.reduce(self.info)
+        t = self.trainer
+        values = {**r, "num_updates": t.num_updates, "lr": t.lr(), "mem_mb": memory_mb(self.device)}
+        tag = f"epoch {self.progress.epoch:03d}" + (" | end of epoch" if end_of_epoch else "")
+        self._emit(tag, values, "train")
+        self.meter.reset()
+
+
+def train(cfg: C.TrainConfig, model_overrides: dict[str, str]) -> int:
+    """Entry point of `nmt train`; returns the exit code (0 done, 130 stopped by SIGINT)."""
+    info = dist.DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    with save_dir_lock(cfg.save_dir, enabled=info.is_main and not cfg.no_save):
+        run = Run(cfg, model_overrides)
+        try:
+            start = time.perf_counter()
+            code = run.run()
+            log.info("done in %.1f s, %d updates", time.perf_counter() - start, run.trainer.num_updates)
+            return code
+        finally:
+            run.board.close()
+            dist.cleanup(run.info)
+            sys.stderr.flush()

@@ -1,0 +1,56 @@
+"""Learning-rate schedules as pure functions, checked against their formulas."""
+
+import math
+
+import pytest
+
+from nmt.config import OptimConfig
+from nmt.errors import UserError
+from nmt.optim import build_optimizer, lr_at, plateau_update
+
+
+def test_inverse_sqrt_warmup_then_decay():
+    cfg = OptimConfig(lr=1e-3, warmup_updates=100, warmup_init_lr=0.0)
+    assert lr_at(50, cfg, 512) == pytest.approx(5e-4)
+    assert lr_at(100, cfg, 512) == pytest.approx(1e-3)
+    assert lr_at(400, cfg, 512) == pytest.approx(1e-3 * math.sqrt(100 / 400))
+
+
+def test_noam_formula_and_peak():
+    cfg = OptimConfig(lr_scheduler="noam", lr=2.0, warmup_updates=4000)
+    for step in (1, 100, 4000, 10000):
+        expected = 2.0 * 512**-0.5 * min(step**-0.5, step * 4000**-1.5)
+        assert lr_at(step, cfg, 512) == pytest.approx(expected)
+    assert lr_at(4000, cfg, 512) > lr_at(3999, cfg, 512) and lr_at(4000, cfg, 512) > lr_at(4001, cfg, 512)
+
+
+def test_cosine_reaches_min_lr():
+    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110)
+    assert lr_at(10, cfg, 8) == pytest.approx(1e-3)
+    assert lr_at(60, cfg, 8) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(110, cfg, 8) == pytest.approx(1e-5)
+    assert lr_at(500, cfg, 8) == pytest.approx(1e-5)
+
+
+def test_fixed_and_plateau_scale():
+    cfg = OptimConfig(lr_scheduler="fixed", lr=0.1, warmup_updates=0)
+    assert lr_at(7, cfg, 8) == 0.1
+    cfg = OptimConfig(lr_scheduler="reduce_lr_on_plateau", lr=0.1, warmup_updates=0)
+    assert lr_at(7, cfg, 8, lr_scale=0.25) == pytest.approx(0.025)
+
+
+def test_plateau_bookkeeping():
+    assert plateau_update(None, 3.0, 0, 1, maximize=False) == (False, 0)
+    assert plateau_update(3.0, 2.0, 0, 1, maximize=False) == (False, 0)
+    assert plateau_update(2.0, 2.5, 0, 1, maximize=False) == (False, 1)
+    assert plateau_update(2.0, 2.5, 1, 1, maximize=False) == (True, 0)
+    assert plateau_update(20.0, 25.0, 0, 0, maximize=True) == (False, 0)
+
+
+def test_unknown_names_list_choices():
+    with pytest.raises(UserError, match="did you mean 'cosine'"):
+        lr_at(1, OptimConfig(lr_scheduler="cosin"), 8)
+    import torch
+
+    with pytest.raises(UserError, match="valid choices: adam, adamw, sgd"):
+        build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimConfig(optimizer="lamb"))
