@@ -268,13 +268,14 @@ def score(
     if json_:
         print(json.dumps(report.to_json()))
     else:
-        render(report, Console())
+        console = Console()
+        render(report, console if console.is_terminal else Console(width=160))
 
 
 # ---------------------------------------------------------------- visualize-attn
 @app.command("visualize-attn")
 def visualize_attn(
-    data: Optional[str] = typer.Argument(None, help="Binarized data dir (with --gen-subset and --index)."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA_DIR", help="Binarized data dir (with --gen-subset, --index)."),
     path: str = typer.Option(..., help="Checkpoint to visualize."),
     source: Optional[str] = typer.Option(None, help="Source sentence (raw text)."),
     target: Optional[str] = typer.Option(None, help="Reference to teacher-force (default: the model's translation)."),
@@ -301,10 +302,10 @@ def visualize_attn(
 ) -> None:
     """Export attention heatmaps per kind, layer and head; compare checkpoints.
 
-    Writes OUT/{kind}_L{n}.{fmt} (all heads), OUT/{kind}_L{n}_mean.{fmt} (head average),
-    OUT/compare_{kind}_L{n}.{fmt} with --compare/--compare-init, OUT/stats.csv, OUT/stats.json
-    and, with --html, OUT/report.html. Defaults of omitted options come from
-    nmt.config.VisualizeConfig.
+    Files in OUT: {kind}_L{n}.{fmt} (every head), {kind}_L{n}_mean.{fmt}
+    (head average), compare_{kind}_L{n}.{fmt} (--compare / --compare-init),
+    stats.csv, stats.json, report.html (--html).
+    Defaults of omitted options come from nmt.config.VisualizeConfig.
     """
     from rich.console import Console
 
@@ -323,7 +324,7 @@ def visualize_attn(
         **{k: v for k, v in given.items() if v is not None},
     )
     result = run(cfg)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
     s = result.sentence
     console.print(f"source: {s.src_text}\ntarget ({s.tgt_origin}, teacher-forced): {s.tgt_text}", markup=False)
     console.print(stats_table(result.rows, f"attention heads over {result.n_sentences} sentence(s)"))

@@ -47,25 +47,33 @@ class TransformerConfig:
 
 @dataclass
 class LSTMConfig:
-    """LSTM encoder-decoder with optional attention; `lstm_seq2seq` sizes by default."""
+    """LSTM encoder-decoder with optional attention; `lstm_seq2seq` sizes by default.
+
+    Shapes and the exact meaning of every option: nmt/models/lstm.py.
+    """
 
     family: ClassVar[str] = "lstm"
     encoder_embed_dim: int = 256
-    encoder_hidden_size: int = 512
+    encoder_hidden_size: int = 512  # per direction
     encoder_layers: int = 2
     encoder_bidirectional: bool = False
     decoder_embed_dim: int = 256
     decoder_hidden_size: int = 512
     decoder_layers: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.1  # default of the four dropouts below
+    encoder_dropout_in: Optional[float] = None  # on source embeddings; None = dropout
+    encoder_dropout_out: Optional[float] = None  # between encoder layers and on its outputs; None = dropout
+    decoder_dropout_in: Optional[float] = None  # on target embeddings; None = dropout
+    decoder_dropout_out: Optional[float] = None  # between decoder layers and on its output features; None = dropout
     attention: str = "none"  # none | dot | general | qkv | additive | multihead
     decoder_attention_heads: int = 4  # for attention=multihead
-    input_feeding: bool = False  # Luong: feed the previous attentional vector to the next step
+    input_feeding: bool = False  # Luong: feed the previous output features to the next step
     bridge: str = "concat"  # concat | average | linear | zero (encoder final states -> decoder initial)
     bridge_layers: str = "repeat"  # repeat | zero, when the encoder has fewer layers than the decoder
-    reverse_source: bool = False  # Sutskever et al. 2014: reverse each sentence's real tokens
+    reverse_source: bool = False  # Sutskever et al. 2014: reverse each sentence's real tokens (final EOS stays)
     pack: bool = True  # packed sequences: padding never enters the recurrence
     teacher_forcing_ratio: float = 1.0  # below 1 feeds the model's own greedy predictions in training
+    init_range: float = 0.1  # weights uniform in [-r, r] (Luong et al. 2015); 0 = PyTorch defaults
     share_decoder_input_output_embed: bool = False
     share_all_embeddings: bool = False  # needs a joined dictionary
     max_source_positions: int = 1024
@@ -90,8 +98,11 @@ class PreprocessConfig:
     tokenizer: str = "sentencepiece"  # sentencepiece | none (text is already tokenized)
     max_len: int = 256  # training pairs with more tokens on either side are dropped
     max_len_ratio: float = 9.0  # training pairs with a longer/shorter length ratio above this are dropped
-    workers: int = 1
+    workers: int = 1  # processes encoding text chunks in parallel
     force: bool = False  # replace an existing non-empty destdir
+    character_coverage: float = 1.0  # SentencePiece: share of characters kept (lower for large alphabets)
+    input_sentence_size: int = 1_000_000  # SentencePiece trains on a seeded sample of at most this many lines
+    seed: int = 1  # SentencePiece's input sampling
 
 
 # ----------------------------------------------------------------------------- training
@@ -105,7 +116,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
     lr_scheduler: str = "inverse_sqrt"  # inverse_sqrt | noam | cosine | fixed | reduce_lr_on_plateau
-    warmup_updates: int = 4000
+    warmup_updates: Optional[int] = None  # None: 4000 for inverse_sqrt and noam, 0 for the others
     warmup_init_lr: float = 1e-7
     min_lr: float = 0.0
     lr_shrink: float = 0.5  # reduce_lr_on_plateau factor
@@ -154,23 +165,36 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- generation
 @dataclass
 class GenerateConfig:
-    beam: int = 5
-    nbest: int = 1
-    lenpen: float = 1.0
-    max_len_a: float = 0.0  # max output length = a * source length + b
+    """Search options (nmt.search) and, for `nmt generate`, where text comes from and goes to."""
+
+    beam: int = 5  # beam width; with --sampling the number of samples per sentence
+    nbest: int = 1  # hypotheses per sentence in the output (<= beam)
+    lenpen: float = 1.0  # score = sum of log-probs / length**lenpen (length counts EOS)
+    max_len_a: float = 0.0  # max output length = a * source length + b (tokens before EOS)
     max_len_b: int = 200
-    min_len: int = 1
-    no_repeat_ngram_size: int = 0
-    unkpen: float = 0.0
+    min_len: int = 1  # EOS forbidden before this many tokens
+    no_repeat_ngram_size: int = 0  # 0 = off
+    unkpen: float = 0.0  # subtracted from the UNK log-prob
     sampling: bool = False
-    sampling_topk: int = -1
-    sampling_topp: float = -1.0
+    sampling_topk: int = -1  # -1 = off
+    sampling_topp: float = -1.0  # -1 = off; else in (0, 1]
     temperature: float = 1.0
     seed: int = 1
-    max_tokens: int = 8000
-    batch_size: Optional[int] = None
-    device: str = "auto"
-    amp: str = "none"
+    max_tokens: int = 8000  # source tokens per batch, padding included
+    batch_size: Optional[int] = None  # optional cap on sentences per batch
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "none"  # none | bf16 | fp16
+    # `nmt generate` only
+    path: str = ""  # checkpoint(s), "a.pt:b.pt" for an ensemble
+    data: Optional[str] = None  # binarized data dir (translate --gen-subset and score it)
+    gen_subset: str = "test"
+    input: Optional[str] = None  # raw text file, "-" for stdin
+    output: Optional[str] = None  # default: stdout
+    format: str = "plain"  # plain | fairseq
+    print_alignment: bool = False  # fairseq format: A-i lines (argmax of cross-attention)
+    quiet: bool = False  # only the summary (and BLEU), no translations, no progress
+    chunk_size: int = 2000  # raw text lines read, translated and written at a time
+    threads: Optional[int] = None  # torch intra-op threads on CPU
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -235,3 +259,32 @@ def apply_overrides(cfg: C, overrides: dict[str, str]) -> C:
             raise UserError(f"unknown option --{key.lstrip('-')} for {type(cfg).__name__}; valid: {valid}")
         changes[k] = parse_value(text, hints[k], k)
     return dataclasses.replace(cfg, **changes)
+
+
+# ----------------------------------------------------------------------------- attention visualization
+@dataclass
+class VisualizeConfig:
+    """`nmt visualize-attn`: one sentence from --source, --input FILE or a data dir split."""
+
+    path: str
+    source: Optional[str] = None  # raw source text
+    target: Optional[str] = None  # raw reference to teacher-force (with --source); else the model's translation
+    input: Optional[str] = None  # raw text file, one sentence a line (with --index)
+    data: Optional[str] = None  # binarized data dir (with --gen-subset and --index)
+    gen_subset: str = "test"
+    index: int = 0  # 0-based sentence index in --input or the split
+    reference: bool = True  # teacher-force the split's reference when it has one
+    beam: int = 5  # beam of the model's own translation
+    out: str = "attn"
+    format: str = "png"  # png | svg | pdf
+    dpi: int = 100
+    kinds: list[str] = field(default_factory=list)  # enc_self, dec_self, cross; empty = all the model has
+    layers: list[int] = field(default_factory=list)  # 1-based; empty = all
+    heads: list[int] = field(default_factory=list)  # 1-based; empty = all
+    max_pieces: int = 60  # longer sentences are cut in the figures (statistics use every piece)
+    compare: list[str] = field(default_factory=list)  # more checkpoints drawn side by side
+    compare_init: bool = False  # add the same architecture with fresh random weights
+    seed: int = 1  # seed of the --compare-init weights
+    max_sentences: int = 1  # statistics averaged over the first N sentences of --input / the split
+    html: bool = False  # also write OUT/report.html
+    device: str = "auto"

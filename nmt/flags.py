@@ -114,7 +114,7 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (cfg.best_checkpoint_metric in ("loss", "nll_loss", "ppl", "bleu"), "--best-checkpoint-metric must be loss, nll_loss, ppl or bleu"),
         (cfg.best_checkpoint_metric != "bleu" or cfg.eval_bleu, "--best-checkpoint-metric bleu needs --eval-bleu"),
         (o.lr > 0, "--lr must be > 0"),
-        (o.warmup_updates >= 0, "--warmup-updates must be >= 0"),
+        (o.warmup_updates is None or o.warmup_updates >= 0, "--warmup-updates must be >= 0"),
         (o.warmup_init_lr >= 0, "--warmup-init-lr must be >= 0"),
         (o.min_lr >= 0, "--min-lr must be >= 0"),
         (o.clip_norm >= 0, "--clip-norm must be >= 0"),

@@ -49,41 +49,51 @@ def build_optimizer(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 
 # ----------------------------------------------------------------------------- schedules
+WARMUP_DEFAULTS = {"inverse_sqrt": 4000, "noam": 4000}  # the other schedules warm up only when asked
+
+
+def warmup_updates(cfg: OptimConfig) -> int:
+    """cfg.warmup_updates, or the schedule's own default when it is None."""
+    if cfg.warmup_updates is not None:
+        return cfg.warmup_updates
+    return WARMUP_DEFAULTS.get(cfg.lr_scheduler, 0)
+
+
 def _warmup(step: int, cfg: OptimConfig, peak: float) -> float:
-    """Linear warmup from warmup_init_lr to `peak` over warmup_updates steps."""
-    return cfg.warmup_init_lr + (peak - cfg.warmup_init_lr) * step / cfg.warmup_updates
+    """Linear warmup from warmup_init_lr to `peak` over the warmup steps."""
+    return cfg.warmup_init_lr + (peak - cfg.warmup_init_lr) * step / warmup_updates(cfg)
 
 
 @register(LR_SCHEDULERS, "inverse_sqrt")
 def inverse_sqrt(step: int, cfg: OptimConfig, d_model: int) -> float:
     """Linear warmup to cfg.lr, then lr * sqrt(warmup / step)."""
-    if step < cfg.warmup_updates:
+    if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    return cfg.lr * math.sqrt(max(cfg.warmup_updates, 1) / step)
+    return cfg.lr * math.sqrt(max(warmup_updates(cfg), 1) / step)
 
 
 @register(LR_SCHEDULERS, "noam")
 def noam(step: int, cfg: OptimConfig, d_model: int) -> float:
     """Vaswani et al.: factor * d^-0.5 * min(step^-0.5, step * warmup^-1.5); cfg.lr is the factor."""
     step = max(step, 1)
-    warmup = max(cfg.warmup_updates, 1)
+    warmup = max(warmup_updates(cfg), 1)
     return cfg.lr * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
 @register(LR_SCHEDULERS, "cosine")
 def cosine(step: int, cfg: OptimConfig, d_model: int) -> float:
     """Linear warmup to cfg.lr, then half a cosine down to min_lr at max_update."""
-    if step < cfg.warmup_updates:
+    if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    horizon = max(cfg.max_update - cfg.warmup_updates, 1)
-    t = min((step - cfg.warmup_updates) / horizon, 1.0)
+    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
+    t = min((step - warmup_updates(cfg)) / horizon, 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
 @register(LR_SCHEDULERS, "fixed")
 def fixed(step: int, cfg: OptimConfig, d_model: int) -> float:
     """cfg.lr, after an optional linear warmup."""
-    if step < cfg.warmup_updates:
+    if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
     return cfg.lr
 
@@ -97,7 +107,7 @@ def reduce_lr_on_plateau(step: int, cfg: OptimConfig, d_model: int) -> float:
 def lr_at(step: int, cfg: OptimConfig, d_model: int, lr_scale: float = 1.0) -> float:
     """The lr of the step-th update (1-based), never below min_lr once warmup is over."""
     lr = lookup(LR_SCHEDULERS, cfg.lr_scheduler, "lr scheduler")(step, cfg, d_model) * lr_scale
-    return lr if step < cfg.warmup_updates else max(lr, cfg.min_lr)
+    return lr if step < warmup_updates(cfg) else max(lr, cfg.min_lr)
 
 
 def plateau_update(best: float | None, value: float, bad_count: int, patience: int, maximize: bool) -> tuple[bool, int]:

@@ -262,7 +262,12 @@ class Run:
     def _attn_image(self) -> None:
         from nmt.visualize import cross_attention_image
 
-        image = cross_attention_image(self.trainer.model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
+        try:
+            image = cross_attention_image(self.trainer.model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
+        except UserError as e:  # e.g. an architecture without attention: say so once, keep training
+            log.warning("--attn-sample: %s", e)
+            self.cfg.attn_sample = None
+            return
         self.board.image("valid", "cross_attention", image, self.trainer.num_updates)
 
     def _emit(self, prefix: str, values: dict, board_tag: str) -> None:

@@ -54,3 +54,8 @@ def test_unknown_names_list_choices():
 
     with pytest.raises(UserError, match="valid choices: adam, adamw, sgd"):
         build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimConfig(optimizer="lamb"))
+
+
+def test_warmup_defaults_depend_on_the_schedule():
+    assert lr_at(20, OptimConfig(lr_scheduler="fixed", lr=3e-3), 8) == 3e-3
+    assert lr_at(20, OptimConfig(lr_scheduler="inverse_sqrt", lr=3e-3, warmup_init_lr=0.0), 8) == pytest.approx(3e-3 * 20 / 4000)

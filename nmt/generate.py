@@ -1,0 +1,383 @@
+"""Batch translation: checkpoint(s) + a binarized split or raw text -> ordered, detokenized output.
+
+A binarized split is translated in length-bucketed batches (`nmt.data.batch_by_tokens`, sorted
+by length so padding stays small) and written back in split order. Raw text (a file or stdin)
+is streamed in chunks of `chunk_size` lines: each chunk is encoded with the checkpoint's own
+source tokenizer, translated in length-sorted batches, and written in input order (flushed)
+before the next chunk is read, so any number of lines runs in constant memory and works in a
+pipe. An empty (or blank) line gives an empty line. Sources longer than the model's source
+positions are truncated (keeping EOS) and counted in one warning.
+
+Output: `plain` writes the best hypothesis per input line; `fairseq` writes fairseq-style lines
+per sentence: S-i source, T-i reference (when known), then per hypothesis (nbest, best first)
+H-i score pieces, D-i score detokenized, P-i positional scores, and A-i alignment with
+--print-alignment. As in fairseq, H/D/P scores are in base 2 (log-probs / ln 2). Alignments are
+"srcidx-tgtidx" pairs: for each target token (not EOS) the source token (not EOS) with the most
+cross-attention (last layer, heads and models averaged). A file given with --output is written
+to a temporary file and renamed at the end; stdout is streamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+
+from nmt.config import GenerateConfig
+from nmt.data import PairDataset, TokenArray, batch_by_tokens, collate, load_split, read_meta
+from nmt.errors import UserError
+from nmt.search import EOS, PAD, Hypothesis, translate_batch
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Stats:
+    """Counters of one generate run (summed over chunks)."""
+
+    sentences: int = 0
+    tokens: int = 0  # generated target tokens of the best hypotheses, EOS included
+    truncated: int = 0  # sources cut to the model's maximum source positions
+    seconds: float = 0.0
+    hyps: list[str] = field(default_factory=list)  # best detokenized hypotheses (kept only for BLEU)
+    refs: Optional[list[str]] = None  # references of a binarized split
+    max_source_positions: int = 0
+
+
+# ----------------------------------------------------------------------------- validation, device
+def _check(ok: bool, flag: str, value, need: str) -> None:
+    if not ok:
+        raise UserError(f"{flag} must be {need}, got {value!r}")
+
+
+def validate(cfg: GenerateConfig) -> None:
+    """Raise UserError naming the flag for any impossible setting."""
+    finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731
+    _check(cfg.beam >= 1, "--beam", cfg.beam, ">= 1")
+    _check(1 <= cfg.nbest <= cfg.beam, "--nbest", cfg.nbest, f"between 1 and --beam ({cfg.beam})")
+    _check(finite(cfg.lenpen), "--lenpen", cfg.lenpen, "a finite number")
+    _check(finite(cfg.max_len_a) and cfg.max_len_a >= 0, "--max-len-a", cfg.max_len_a, "a finite number >= 0")
+    _check(cfg.max_len_b >= 0, "--max-len-b", cfg.max_len_b, ">= 0")
+    _check(cfg.min_len >= 0, "--min-len", cfg.min_len, ">= 0")
+    _check(cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size", cfg.no_repeat_ngram_size, ">= 0")
+    _check(finite(cfg.unkpen), "--unkpen", cfg.unkpen, "a finite number")
+    _check(cfg.sampling_topk == -1 or cfg.sampling_topk >= 1, "--sampling-topk", cfg.sampling_topk, ">= 1 (or -1: off)")
+    topp = cfg.sampling_topp
+    _check(topp == -1 or (finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
+    _check(finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
+    if not cfg.sampling and (cfg.sampling_topk != -1 or cfg.sampling_topp != -1):
+        raise UserError("--sampling-topk / --sampling-topp need --sampling")
+    _check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
+    _check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
+    _check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
+    _check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
+    _check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
+    _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
+    _check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
+    if cfg.print_alignment and cfg.format != "fairseq":
+        raise UserError("--print-alignment needs --format fairseq")
+    if not cfg.path:
+        raise UserError("--path is required (a checkpoint, or a:b for an ensemble)")
+    if (cfg.data is None) == (cfg.input is None):
+        raise UserError("give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both")
+
+
+def resolve_device(name: str, amp: str = "none") -> torch.device:
+    """auto -> cuda when available else cpu; cuda without a GPU and fp16 on CPU are UserErrors."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if amp == "fp16" and name != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device (use bf16 on CPU)")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
+
+
+# ----------------------------------------------------------------------------- translation
+def max_source_positions(models: list[nn.Module]) -> int:
+    return min(int(m.max_positions()[0]) for m in models)
+
+
+def translate_pairs(
+    models: list[nn.Module],
+    pairs: PairDataset,
+    cfg: GenerateConfig,
+    device: torch.device,
+    need_attn: bool = False,
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> tuple[list[list[Hypothesis]], int]:
+    """Hypotheses of every source sentence of `pairs`, in pairs order; and how many were truncated."""
+    max_src = max_source_positions(models)
+    sizes = np.asarray(pairs.src.sizes, dtype=np.int64)
+    truncated = int((sizes > max_src - 1).sum())
+    batches = batch_by_tokens(np.minimum(sizes, max_src - 1), None, cfg.max_tokens, cfg.batch_size)
+    out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
+    for idx in batches:
+        src = collate(pairs, idx).src  # (B, S)
+        if src.size(1) > max_src:  # cut to max_src, the last kept position becomes EOS
+            cut = src[:, max_src] != PAD  # (B,) rows with tokens beyond the limit
+            src = src[:, :max_src].clone()
+            src[cut, -1] = EOS
+        src = src.to(device)
+        with _autocast(device, cfg.amp):
+            hyps = translate_batch(models, src, src.eq(PAD), cfg, need_attn)
+        for i, h in zip(idx.tolist(), hyps):
+            out[i] = h
+        if on_batch is not None:
+            on_batch(len(idx))
+    return out, truncated
+
+
+def translate_split(models: list[nn.Module], pairs: PairDataset, tgt_tok, cfg: GenerateConfig, device) -> list[str]:
+    """Detokenized best hypothesis of every sentence of a binarized split, in split order."""
+    hyps, _ = translate_pairs(models, pairs, cfg, torch.device(device))
+    return [tgt_tok.decode(h[0].tokens.tolist()) if h else "" for h in hyps]
+
+
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Lines of a byte stream without their newline; invalid UTF-8 raises UserError naming the line."""
+    for n, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{name}: line {n} is not valid UTF-8 (byte {e.start})") from None
+        yield line.rstrip("\n").rstrip("\r")
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last one shorter)."""
+    buf = []
+    for item in items:
+        buf.append(item)
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def translate_lines(
+    models: list[nn.Module],
+    lines: Iterable[str],
+    src_tok,
+    cfg: GenerateConfig,
+    device: torch.device,
+    stats: Stats,
+    need_attn: bool = False,
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> Iterator[list[tuple[str, list[Hypothesis]]]]:
+    """Per chunk of `cfg.chunk_size` lines: (line, hypotheses) in input order; blank lines get []."""
+    for chunk in chunks(lines, cfg.chunk_size):
+        ids = [src_tok.encode(line) if line.strip() else [] for line in chunk]
+        real = [i for i, piece_ids in enumerate(ids) if piece_ids]
+        out: list[list[Hypothesis]] = [[] for _ in chunk]
+        if real:
+            pairs = PairDataset(TokenArray.from_sequences([ids[i] for i in real]))
+            hyps, truncated = translate_pairs(models, pairs, cfg, device, need_attn, on_batch)
+            stats.truncated += truncated
+            for i, h in zip(real, hyps):
+                out[i] = h
+        if on_batch is not None and len(chunk) > len(real):
+            on_batch(len(chunk) - len(real))
+        yield list(zip(chunk, out))
+
+
+# ----------------------------------------------------------------------------- output
+def alignment(attn: torch.Tensor) -> str:
+    """attn (L, S) -> "srcidx-tgtidx" pairs: per target token but EOS, the most attended source token but EOS."""
+    if attn.size(0) < 2 or attn.size(1) < 2:
+        return ""
+    best = attn[:-1, :-1].argmax(dim=1).tolist()  # (L-1,)
+    return " ".join(f"{s}-{t}" for t, s in enumerate(best))
+
+
+def format_sentence(
+    i: int, source: str, reference: Optional[str], hyps: list[Hypothesis], tgt_tok, cfg: GenerateConfig
+) -> list[str]:
+    """Output lines of one sentence in cfg.format (see module docstring)."""
+    if cfg.format == "plain":
+        return [tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else ""]
+    lines = [f"S-{i}\t{source}"]
+    if reference is not None:
+        lines.append(f"T-{i}\t{reference}")
+    for h in hyps:
+        ids = h.tokens.tolist()
+        score = h.score / math.log(2)
+        lines.append(f"H-{i}\t{score}\t{' '.join(tgt_tok.pieces(ids[:-1]))}")
+        lines.append(f"D-{i}\t{score}\t{tgt_tok.decode(ids)}")
+        lines.append(f"P-{i}\t" + " ".join(f"{p / math.log(2):.4f}" for p in h.positional_scores.tolist()))
+        if cfg.print_alignment and h.attn is not None:
+            lines.append(f"A-{i}\t{alignment(h.attn)}")
+    return lines
+
+
+@contextlib.contextmanager
+def open_output(path: Optional[str]) -> Iterator[TextIO]:
+    """stdout for None or "-"; else a temporary file next to `path`, renamed over it on success only."""
+    if path in (None, "-"):
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"--output {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".txt", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------- the command
+def _record(stats: Stats, hyps: list[Hypothesis], tgt_tok, keep_text: bool) -> None:
+    stats.sentences += 1
+    if hyps:
+        stats.tokens += len(hyps[0].tokens)
+    if keep_text:
+        stats.hyps.append(tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else "")
+
+
+def _check_data_vocab(data: str, meta: dict, loaded) -> None:
+    """The data directory must use the checkpoint's languages and tokenizer files."""
+    from nmt.tokenizer import read_blobs
+
+    ck = loaded.meta
+    if (meta["source_lang"], meta["target_lang"]) != (ck["source_lang"], ck["target_lang"]):
+        raise UserError(
+            f"{data} is {meta['source_lang']}->{meta['target_lang']} but the checkpoint is "
+            f"{ck['source_lang']}->{ck['target_lang']}"
+        )
+    blobs, ck_blobs = read_blobs(data, meta), loaded.payload["tokenizer_blobs"]
+    for lang in (meta["source_lang"], meta["target_lang"]):
+        mine, theirs = meta["tokenizer"]["files"][lang], ck["tokenizer"]["files"][lang]
+        if blobs.get(mine) != ck_blobs.get(theirs):
+            raise UserError(f"{data} has a different {lang} vocabulary than the checkpoint")
+
+
+def run(cfg: GenerateConfig, progress=None) -> Stats:
+    """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
+    from nmt.checkpoint import load_models
+
+    validate(cfg)
+    device = resolve_device(cfg.device, cfg.amp)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    loaded = load_models(cfg.path, device)
+    models = [item.model.eval() for item in loaded]
+    src_tok, tgt_tok = loaded[0].src_tok, loaded[0].tgt_tok
+    need_attn = cfg.print_alignment
+    stats = Stats()
+    advance = progress.advance if progress is not None else None
+    start = time.perf_counter()
+    with open_output(None if cfg.quiet else cfg.output) as out:
+        if cfg.data is not None:
+            meta = read_meta(cfg.data)
+            _check_data_vocab(cfg.data, meta, loaded[0])
+            pairs = load_split(cfg.data, cfg.gen_subset, meta)
+            if progress is not None:
+                progress.start(len(pairs))
+            hyps, stats.truncated = translate_pairs(models, pairs, cfg, device, need_attn, advance)
+            refs = [tgt_tok.decode(pairs.tgt[i].tolist()) for i in range(len(pairs))] if pairs.tgt is not None else None
+            for i, h in enumerate(hyps):
+                _record(stats, h, tgt_tok, keep_text=True)
+                if not cfg.quiet:
+                    source = src_tok.decode(pairs.src[i].tolist())
+                    out.write("\n".join(format_sentence(i, source, refs[i] if refs else None, h, tgt_tok, cfg)) + "\n")
+            stats.refs = refs
+        else:
+            if progress is not None:
+                progress.start(None)
+            stream = sys.stdin.buffer if cfg.input == "-" else _open_input(cfg.input)
+            name = "stdin" if cfg.input == "-" else cfg.input
+            try:
+                lines = read_lines(stream, name)
+                n = 0
+                for chunk in translate_lines(models, lines, src_tok, cfg, device, stats, need_attn, advance):
+                    text = []
+                    for line, h in chunk:
+                        _record(stats, h, tgt_tok, keep_text=False)
+                        text += format_sentence(n, line, None, h, tgt_tok, cfg)
+                        n += 1
+                    if not cfg.quiet:
+                        out.write("\n".join(text) + "\n")
+                        out.flush()
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+    stats.seconds = time.perf_counter() - start
+    stats.max_source_positions = max_source_positions(models)
+    return stats
+
+
+def _open_input(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise UserError(f"--input {path}: {e.strerror or e}") from None
+
+
+class Progress:
+    """A rich progress display on stderr (sentences done), or nothing when disabled."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.bar = RichProgress(
+            TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True, disable=not (enabled and console.is_terminal),
+        )
+        self.task = None
+
+    def __enter__(self) -> "Progress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def start(self, total: Optional[int]) -> None:
+        self.task = self.bar.add_task("translate", total=total)
+
+    def advance(self, n: int) -> None:
+        self.bar.advance(self.task, n)
+
+
+def summary(stats: Stats) -> list[str]:
+    """Summary lines: counts and speed; BLEU with its sacreBLEU signature when references exist."""
+    secs = max(stats.seconds, 1e-9)
+    lines = [
+        f"translated {stats.sentences} sentences ({stats.tokens} tokens) in {stats.seconds:.2f} s: "
+        f"{stats.sentences / secs:.2f} sentences/s, {stats.tokens / secs:.2f} tokens/s"
+    ]
+    if stats.truncated:
+        lines.insert(0, f"warning: {stats.truncated} source sentence(s) longer than the model's "
+                        f"{stats.max_source_positions} source positions were truncated")
+    refs = stats.refs
+    if refs is not None:
+        from sacrebleu.metrics import BLEU
+
+        bleu = BLEU()
+        score = bleu.corpus_score(stats.hyps, [refs])
+        lines.append(f"{score} | {bleu.get_signature()}")
+    return lines

@@ -1,0 +1,216 @@
+"""Attention building blocks: masks, position embeddings, multi-head attention.
+
+Shape legend: B batch, S key length, T query length, D model dim, H heads, Dh = D / H.
+
+Masks. The project's `*_pad_mask` is True at padding; attention wants the opposite. Each
+forward converts its masks once, with the helpers here, into the form SDPA takes: bool,
+True = attend, broadcastable to (B, H, T, S). `additive_mask` gives the float form
+(0 / -inf) for code that adds masks to scores. Every layer then reuses the converted mask.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nmt.errors import UserError
+
+KV = tuple[Tensor, Tensor]  # (keys, values), each (B, H, S, Dh)
+
+
+# ----------------------------------------------------------------------------- masks
+def padding_attend_mask(pad_mask: Tensor) -> Tensor:
+    """(B, S) bool, True at padding -> (B, 1, 1, S) bool, True = attend.
+
+    A row that is all padding would leave softmax with only -inf scores (NaN); such a row
+    attends to every position instead, so its output is finite (and never used).
+    """
+    attend = ~pad_mask
+    attend = attend | ~attend.any(dim=-1, keepdim=True)
+    return attend[:, None, None, :]  # (B, 1, 1, S)
+
+
+def causal_attend_mask(length: int, offset: int = 0, device: Optional[torch.device] = None) -> Tensor:
+    """(T, offset + T) bool, True = attend: query i sits at position offset + i and sees keys 0..offset + i.
+
+    offset is the number of positions already decoded (held in a cache); offset 0 gives the
+    usual lower-triangular mask.
+    """
+    query_pos = torch.arange(offset, offset + length, device=device)[:, None]  # (T, 1)
+    key_pos = torch.arange(offset + length, device=device)[None, :]  # (1, T_all)
+    return key_pos <= query_pos
+
+
+def additive_mask(attend: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """bool mask (True = attend) -> float mask of the same shape: 0 where attended, -inf elsewhere."""
+    return torch.zeros(attend.shape, dtype=dtype, device=attend.device).masked_fill(~attend, float("-inf"))
+
+
+# ----------------------------------------------------------------------------- positions
+def sinusoidal_embedding(positions: Tensor, dim: int) -> Tensor:
+    """positions (...,) integer -> (..., dim) float32, fairseq's layout [sin(p w_0..w_h-1), cos(p w_0..w_h-1)].
+
+    w_i = 10000^(-i / (h - 1)) with h = dim // 2; an odd dim gets a zero last column.
+    Computed directly for any positions, so nothing is cached and no length limit applies.
+    """
+    half = dim // 2
+    step = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=positions.device) * -step)  # (h,)
+    angles = positions.to(torch.float32)[..., None] * freqs  # (..., h)
+    emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)  # (..., 2h)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal position embeddings; position i for the i-th token (tokens are right-padded)."""
+
+    def __init__(self, dim: int, max_positions: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.max_positions = max_positions  # reported by the model; sinusoids themselves work for any length
+
+    def forward(self, length: int, offset: int = 0, device: Optional[torch.device] = None) -> Tensor:
+        """Embeddings of positions offset .. offset + length - 1: (length, D), broadcast over the batch."""
+        return sinusoidal_embedding(torch.arange(offset, offset + length, device=device), self.dim)
+
+
+class LearnedPositions(nn.Module):
+    """Learned position embeddings for positions 0 .. max_positions - 1 (normal(0, D^-0.5) init, as fairseq)."""
+
+    def __init__(self, dim: int, max_positions: int) -> None:
+        super().__init__()
+        self.max_positions = max_positions
+        self.weight = nn.Parameter(torch.empty(max_positions, dim))
+        nn.init.normal_(self.weight, mean=0.0, std=dim**-0.5)
+
+    def forward(self, length: int, offset: int = 0, device: Optional[torch.device] = None) -> Tensor:
+        """Embeddings of positions offset .. offset + length - 1: (length, D); longer inputs are a UserError."""
+        if offset + length > self.max_positions:
+            raise UserError(
+                f"sequence of {offset + length} tokens exceeds the model's {self.max_positions} learned positions"
+            )
+        return self.weight[offset : offset + length]
+
+
+# ----------------------------------------------------------------------------- attention
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attend: Optional[Tensor] = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[Tensor, Optional[Tensor]]:
+    """Scaled dot-product attention over heads.
+
+    q (B, H, T, Dh), k and v (B, H, S, Dh); attend: bool broadcastable to (B, H, T, S), True = attend.
+    causal=True says `attend` is exactly the square causal mask, so the fast path may use SDPA's
+    is_causal kernel instead of reading the mask.
+    Returns (out (B, H, T, Dh), weights (B, H, T, S) or None). The fast path (SDPA) returns no
+    weights; the explicit path softmax(q k^T / sqrt(Dh)) returns them (before dropout). Masked
+    positions get exactly zero weight; a row with nothing to attend gets all-zero weights.
+    """
+    if not need_weights:
+        if causal:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=dropout_p)
+        return out, None
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.size(-1) ** -0.5)  # (B, H, T, S)
+    if attend is not None:
+        scores = scores.masked_fill(~attend, float("-inf"))
+    weights = torch.softmax(scores.float(), dim=-1)
+    if attend is not None:
+        weights = weights.masked_fill(~attend, 0.0)  # all-masked rows: NaN -> 0
+    weights = weights.to(q.dtype)
+    probs = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return torch.matmul(probs, v), weights
+
+
+class MultiheadAttention(nn.Module):
+    """Multi-head attention with a fused projection and an explicit K/V cache passed in and out.
+
+    Self-attention projects queries, keys and values with one (D -> 3D) matrix; cross-attention
+    projects queries with (D -> D) and keys/values with one (kdim -> 2D) matrix, kdim being the
+    encoder's dim. Nothing is stored on the module between calls: the caller keeps the returned
+    (k, v) and passes it back as `cache` (see `forward`).
+    """
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, kdim: Optional[int] = None, dropout: float = 0.0, self_attention: bool = True
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise UserError(f"embedding dim {embed_dim} is not divisible by {num_heads} attention heads")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout = dropout
+        self.self_attention = self_attention
+        if self_attention:
+            self.qkv_proj = nn.Linear(embed_dim, 3 * embed_dim)
+        else:
+            self.q_proj = nn.Linear(embed_dim, embed_dim)
+            self.kv_proj = nn.Linear(kdim or embed_dim, 2 * embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """fairseq's init: xavier_uniform per q/k/v block (gain 1/sqrt 2 for self-attention), out_proj bias 0."""
+        gain = 1 / math.sqrt(2)
+        if self.self_attention:
+            for block in self.qkv_proj.weight.data.chunk(3, dim=0):
+                nn.init.xavier_uniform_(block, gain=gain)
+        else:  # fairseq uses gain 1 when key and query dims may differ
+            nn.init.xavier_uniform_(self.q_proj.weight)
+            for block in self.kv_proj.weight.data.chunk(2, dim=0):
+                nn.init.xavier_uniform_(block)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: Tensor, n: int) -> tuple[Tensor, ...]:
+        """(B, L, n * D) -> n tensors (B, H, L, Dh), views of x (no copy)."""
+        B, L, _ = x.shape
+        return x.view(B, L, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # n x (B, H, L, Dh)
+
+    def project_kv(self, memory: Tensor) -> KV:
+        """Cross-attention keys and values of memory (B, S, kdim): two (B, H, S, Dh), computed once per sentence."""
+        k, v = self._heads(self.kv_proj(memory), 2)
+        return k, v
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Optional[Tensor] = None,
+        cache: Optional[KV] = None,
+        attend: Optional[Tensor] = None,
+        causal: bool = False,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, KV, Optional[Tensor]]:
+        """Attend from x (B, T, D).
+
+        Self-attention: keys/values come from x, appended after `cache` (the K/V of the
+        positions already decoded) when given. Cross-attention: keys/values are `cache` when
+        given, else projected from memory (B, S, kdim).
+        attend: bool mask broadcastable to (B, H, T, S_all), True = attend; causal: see `attention`.
+        Returns (out (B, T, D), (k, v) each (B, H, S_all, Dh) to pass back as `cache`,
+        weights (B, H, T, S_all) when need_weights else None).
+        """
+        B, T, D = x.shape
+        if self.self_attention:
+            q, k, v = self._heads(self.qkv_proj(x), 3)
+            if cache is not None:
+                k = torch.cat([cache[0], k], dim=2)  # (B, H, S_prev + T, Dh)
+                v = torch.cat([cache[1], v], dim=2)
+        else:
+            (q,) = self._heads(self.q_proj(x), 1)
+            k, v = cache if cache is not None else self.project_kv(memory)
+        dropout_p = self.dropout if self.training else 0.0
+        out, weights = attention(q, k, v, attend, causal, dropout_p, need_weights)
+        out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, H, Dh) -> (B, T, D)
+        return self.out_proj(out), (k, v), weights

@@ -1,0 +1,284 @@
+"""Decoding over the model protocol: greedy, sampling and beam search (the beam loop is in nmt.beam).
+
+Shape legend: B sentences, K beam (or samples per sentence), N live rows (sentences x K),
+S source length, V target vocabulary, L hypothesis length (tokens incl. the final EOS).
+
+Every search encodes once per model, then decodes one token per step from the cached decoder
+state (`decode(last_tokens (N, 1), memory, src_pad_mask, state)`), one batched call for all live
+rows of all sentences. Rows of finished sentences are dropped with `select_batch` on memory,
+state and `src_pad_mask`, so late steps only pay for the sentences still running.
+
+Per-step log-probabilities (`step_lprobs`): log_softmax(logits / temperature) in float32; an
+ensemble averages probabilities, i.e. logsumexp over models - log(n). Then, in this order:
+PAD and BOS get -inf (never generated); UNK loses `unkpen`; EOS gets -inf while fewer than
+`min_len` tokens were produced; `no_repeat_ngram_size` n forbids any token that would repeat an
+n-gram already in the prefix; at the sentence's maximum length every token but EOS gets -inf
+and EOS keeps its own log-prob (the maximum length wins over min_len).
+
+Maximum length, per sentence: max_len = min(int(max_len_a * src_len + max_len_b),
+min over models of max target positions - 1), with src_len the sentence's own non-pad source
+length (pieces + EOS), so a sentence translates the same alone or in any batch. A hypothesis
+holds at most max_len tokens before its EOS.
+
+Scores: a hypothesis' `positional_scores` are its per-token log-probs (after the adjustments
+above); `score` = sum / L**lenpen with L counting EOS (fairseq's normalisation).
+
+Beam search (nmt.beam), per step: every live beam's cumulative score plus its step log-probs
+gives K*V candidates per sentence; the best 2K are taken. EOS candidates ranked within the
+best K finish (up to K finished hypotheses per sentence, best first); the best K non-EOS
+candidates continue. A sentence stops at the first of:
+  1. it has K finished hypotheses (fairseq's rule);
+  2. (when unkpen >= 0, so every step log-prob is <= 0) its nbest-th best finished score is
+     >= an upper bound on the final score of every live beam. A live beam with cumulative score
+     s <= 0 after t tokens can only end with a score s' <= s and length L in
+     [t + 1, max_len + 1], so its final score is at most max(s / (t+1)**lenpen,
+     s / (max_len+1)**lenpen). Once no live beam can beat the nbest-th finished hypothesis,
+     continuing could only add hypotheses ranked below it: the result is unchanged by rule 2,
+     which only saves steps (without a length penalty it is "the best finished score cannot be
+     beaten by any live hypothesis");
+  3. it reaches its maximum length (every live beam is forced to EOS and finishes).
+The result is its finished hypotheses sorted by score, the best `nbest` of them.
+
+Greedy search (beam 1, no sampling) has its own loop without candidate bookkeeping and gives
+exactly the hypotheses of beam search with beam 1. Sampling draws K independent samples per
+sentence (K = beam): each row samples from its own distribution, restricted to the top-k
+tokens and/or the smallest set of tokens whose probability reaches top-p, using a
+torch.Generator seeded with `cfg.seed` (reproducible for the same input, batching and device);
+scores are the model's log-probs of the drawn tokens; the `nbest` best samples are returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from nmt.config import GenerateConfig
+from nmt.models import select_batch
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3  # fixed ids, as in nmt.tokenizer
+
+
+@dataclass
+class Hypothesis:
+    """One translation: tokens (L,) ending with EOS (no BOS), score (length-normalised log-prob),
+    positional_scores (L,) per-token log-probs, attn (L, S_real) last-layer cross-attention averaged
+    over heads (and models), restricted to the sentence's non-pad source positions, or None."""
+
+    tokens: Tensor
+    score: float
+    positional_scores: Tensor
+    attn: Optional[Tensor] = None
+
+
+class Ensemble:
+    """The decoding side of one or more models for one search: memories, states, masks.
+
+    Rows are (sentence, beam) pairs; `select(rows)` keeps/reorders rows (beam reordering and
+    batch shrinking in one index_select per tensor).
+    """
+
+    def __init__(self, models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, rows: Tensor, temperature: float):
+        self.models = models
+        self.temperature = temperature
+        self.memories = []
+        for model in models:
+            memory, _ = model.encode(src, src_pad_mask)
+            self.memories.append(select_batch(memory, rows))  # (N, ...) per tensor
+        self.src_pad_mask = src_pad_mask.index_select(0, rows)  # (N, S)
+        self.states: list = [None] * len(models)
+        self.log_n = math.log(len(models))
+
+    def step(self, tgt_in: Tensor, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
+        """tgt_in (N, 1) -> log-probs (N, V) float32 and head-averaged cross-attention (N, S) or None.
+
+        On the first call tgt_in is BOS (the whole prefix); afterwards the last token only."""
+        lprobs, attns = [], []
+        for m, model in enumerate(self.models):
+            logits, self.states[m], attn = model.decode(
+                tgt_in, self.memories[m], self.src_pad_mask, self.states[m], need_attn=need_attn
+            )
+            logits = logits[:, -1].float()  # (N, V)
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
+            lprobs.append(torch.log_softmax(logits, dim=-1))
+            if need_attn and attn is not None and attn.get("cross"):
+                attns.append(attn["cross"][-1][:, :, -1].float().mean(dim=1))  # (N, H, S) -> (N, S)
+        if len(lprobs) == 1:
+            lp = lprobs[0]
+        else:
+            lp = torch.logsumexp(torch.stack(lprobs), dim=0) - self.log_n  # (N, V)
+        at = torch.stack(attns).mean(dim=0) if attns else None
+        return lp, at
+
+    def select(self, rows: Tensor, shrink: Optional[Tensor] = None) -> None:
+        """Keep/reorder rows: rows (N',) indices into the current N rows for the decoder states.
+
+        Memory and mask are only selected with `shrink` (N',) when given: they never change within
+        a sentence, so beam reordering leaves them alone and only dropping sentences selects them."""
+        self.states = [select_batch(s, rows) for s in self.states]
+        if shrink is not None:
+            self.memories = [select_batch(m, shrink) for m in self.memories]
+            self.src_pad_mask = self.src_pad_mask.index_select(0, shrink)
+
+
+def max_lengths(models: list[nn.Module], src_pad_mask: Tensor, cfg: GenerateConfig) -> Tensor:
+    """(B,) long: the maximum number of tokens before EOS for each sentence (see module doc)."""
+    src_lens = (~src_pad_mask).sum(dim=1)  # (B,)
+    cap = min(int(m.max_positions()[1]) for m in models) - 1
+    lens = (cfg.max_len_a * src_lens.double() + cfg.max_len_b).long()  # int() truncation, as fairseq
+    return lens.clamp(min=0, max=max(cap, 0))
+
+
+def normalize(cum: Tensor, length: int, lenpen: float) -> Tensor:
+    """Length-normalised score of hypotheses of `length` tokens (EOS included): cum / length**lenpen."""
+    return cum / float(length) ** lenpen
+
+
+def adjust_lprobs(lprobs: Tensor, tokens: Tensor, step: int, max_len: Tensor, cfg: GenerateConfig) -> Tensor:
+    """Apply the generation constraints in place and return lprobs (N, V).
+
+    tokens (N, step+1): BOS + the tokens so far; step: number of tokens produced so far;
+    max_len (N,): per-row maximum length."""
+    eos_lp = lprobs[:, EOS].clone()
+    lprobs[:, PAD] = -math.inf
+    lprobs[:, BOS] = -math.inf
+    if cfg.unkpen:
+        lprobs[:, UNK] -= cfg.unkpen
+    if step < cfg.min_len:
+        lprobs[:, EOS] = -math.inf
+    n = cfg.no_repeat_ngram_size
+    if n > 0 and tokens.size(1) >= n:
+        lprobs.masked_fill_(banned_ngram_tokens(tokens, n, lprobs.size(1)), -math.inf)
+    force = max_len <= step  # (N,)
+    if bool(force.any()):
+        lprobs[force] = -math.inf
+        lprobs[force, EOS] = eos_lp[force]
+    return lprobs
+
+
+def banned_ngram_tokens(tokens: Tensor, n: int, vocab: int) -> Tensor:
+    """(N, V) bool: tokens that would complete an n-gram already present in tokens (N, T)."""
+    grams = tokens.unfold(1, n, 1)  # (N, T-n+1, n)
+    if n == 1:
+        match = torch.ones(grams.shape[:2], dtype=torch.bool, device=tokens.device)
+    else:
+        suffix = tokens[:, tokens.size(1) - (n - 1):]  # (N, n-1): the prefix of the next n-gram
+        match = (grams[:, :, :-1] == suffix[:, None, :]).all(dim=-1)  # (N, T-n+1)
+    hits = torch.zeros(tokens.size(0), vocab, device=tokens.device)
+    hits.scatter_add_(1, grams[:, :, -1], match.float())  # duplicates add up, never overwrite
+    return hits > 0
+
+
+def _sample(lprobs: Tensor, cfg: GenerateConfig, gen: torch.Generator) -> Tensor:
+    """Draw one token per row (N,) from lprobs (N, V) restricted by top-k / top-p."""
+    lp = lprobs
+    if cfg.sampling_topk > 0:
+        kth = lp.topk(min(cfg.sampling_topk, lp.size(1)), dim=1).values[:, -1:]  # (N, 1)
+        lp = lp.masked_fill(lp < kth, -math.inf)
+    if 0 < cfg.sampling_topp < 1:
+        sorted_lp, order = lp.sort(dim=1, descending=True)
+        mass_before = sorted_lp.exp().cumsum(dim=1) - sorted_lp.exp()  # (N, V) mass of better tokens
+        drop_sorted = mass_before >= cfg.sampling_topp  # keeps the smallest set reaching top-p
+        drop = torch.zeros_like(drop_sorted).scatter_(1, order, drop_sorted)
+        lp = lp.masked_fill(drop, -math.inf)
+    return torch.multinomial(lp.exp(), 1, generator=gen).squeeze(1)
+
+
+@torch.inference_mode()
+def _independent_search(
+    models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, cfg: GenerateConfig, k: int, need_attn: bool
+) -> list[list[Hypothesis]]:
+    """Greedy (k=1, argmax) or sampling (k samples): rows never interact, a row ends at its EOS."""
+    bsz, device = src.size(0), src.device
+    rows = torch.arange(bsz, device=device).repeat_interleave(k)  # (N,) sentence of each row
+    ens = Ensemble(models, src, src_pad_mask, rows, cfg.temperature)
+    row_max = max_lengths(models, src_pad_mask, cfg).index_select(0, rows)  # (N,)
+    n_rows = rows.numel()
+    cap = int(row_max.max()) + 1 if n_rows else 1
+    out_tok = torch.full((n_rows, cap), PAD, dtype=torch.long, device=device)
+    out_pos = torch.zeros(n_rows, cap, device=device)
+    out_len = torch.zeros(n_rows, dtype=torch.long, device=device)
+    out_score = torch.full((n_rows,), -math.inf, device=device)
+    out_attn = torch.zeros(n_rows, cap, src.size(1), device=device) if need_attn else None
+    gen = None
+    if cfg.sampling:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(cfg.seed)
+
+    live = torch.arange(n_rows, device=device)  # (N_live,) output row of each live row
+    tokens = torch.full((n_rows, 1), BOS, dtype=torch.long, device=device)  # (N_live, step+1)
+    live_max = row_max
+    cum = torch.zeros(n_rows, device=device)  # (N_live,) cumulative log-prob
+    step = 0
+    while live.numel() > 0:
+        lprobs, attn = ens.step(tokens[:, -1:], need_attn)
+        lprobs = adjust_lprobs(lprobs, tokens, step, live_max, cfg)
+        tok = _sample(lprobs, cfg, gen) if cfg.sampling else lprobs.argmax(dim=1)  # (N_live,)
+        out_tok[live, step] = tok
+        lp = lprobs.gather(1, tok[:, None]).squeeze(1)  # (N_live,)
+        out_pos[live, step] = lp
+        cum = cum + lp
+        if out_attn is not None and attn is not None:
+            out_attn[live, step] = attn
+        done = (tok == EOS) | (live_max <= step)
+        step += 1
+        if bool(done.any()):
+            out_len[live[done]] = step
+            out_score[live[done]] = normalize(cum[done], step, cfg.lenpen)
+            keep = (~done).nonzero().squeeze(1)
+            live, live_max, cum = live[keep], live_max[keep], cum[keep]
+            tokens = torch.cat([tokens[keep], tok[keep, None]], dim=1)
+            if keep.numel():
+                ens.select(keep, keep)
+        else:
+            tokens = torch.cat([tokens, tok[:, None]], dim=1)
+
+    return _collect(out_tok, out_pos, out_len, out_score, out_attn, src_pad_mask, k, cfg.nbest)
+
+
+def _collect(
+    tok: Tensor, pos: Tensor, lens: Tensor, scores: Tensor, attn: Optional[Tensor], src_pad_mask: Tensor, k: int, nbest: int
+) -> list[list[Hypothesis]]:
+    """Finished buffers with rows (B*K, ...) -> per sentence the nbest best hypotheses, best first.
+
+    Rows with length 0 or a -inf score are empty slots and are skipped."""
+    bsz = src_pad_mask.size(0)
+    scores = scores.view(bsz, k).cpu()
+    lens_c = lens.view(bsz, k).cpu()
+    order = scores.sort(dim=1, descending=True, stable=True).indices  # (B, K)
+    tok, pos = tok.cpu(), pos.cpu()
+    attn_c = attn.cpu() if attn is not None else None
+    src_real = (~src_pad_mask).cpu()
+    results: list[list[Hypothesis]] = []
+    for b in range(bsz):
+        hyps: list[Hypothesis] = []
+        for j in order[b].tolist():
+            n, s = int(lens_c[b, j]), float(scores[b, j])
+            if n == 0 or s == -math.inf or len(hyps) == nbest:
+                continue
+            r = b * k + j
+            a = attn_c[r, :n][:, src_real[b]] if attn_c is not None else None
+            hyps.append(Hypothesis(tok[r, :n].clone(), s, pos[r, :n].clone(), a))
+        results.append(hyps)
+    return results
+
+
+def translate_batch(
+    models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, cfg: GenerateConfig, need_attn: bool = False
+) -> list[list[Hypothesis]]:
+    """Translate a batch: src (B, S) long (pieces + EOS, right-padded), src_pad_mask (B, S) True at padding.
+
+    Returns, per sentence, up to `cfg.nbest` hypotheses, best first. Models must be in eval mode
+    and on src's device; several models form an ensemble."""
+    with torch.inference_mode():
+        if cfg.sampling:
+            return _independent_search(models, src, src_pad_mask, cfg, cfg.beam, need_attn)
+        if cfg.beam == 1:
+            return _independent_search(models, src, src_pad_mask, cfg, 1, need_attn)
+        from nmt.beam import beam_search
+
+        return beam_search(models, src, src_pad_mask, cfg, need_attn)

@@ -1,0 +1,51 @@
+"""Shared fixtures.
+
+toy_raw_dir   (session) a directory with the toy English->French corpus, 2000 pairs in total:
+              train.{en,fr} 1600 lines, valid.{en,fr} 200, test.{en,fr} 200 (nmt.toy, seed 1).
+toy_data_dir  (session) that corpus after `nmt preprocess` (en->fr, joined SentencePiece unigram
+              vocabulary of 300, default cleaning): meta.json, spm.model, {train,valid,test}.{en,fr}.bin/.idx.
+              Read it with nmt.data.load_split / read_meta and nmt.tokenizer.load_tokenizers; never
+              write into it (it is shared by the whole session). Building both takes well under a second.
+multi30k_dir  the real corpus directory, or a skip when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from nmt.config import PreprocessConfig
+from nmt.preprocess import preprocess
+from nmt.toy import write_toy_corpus
+
+MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
+TOY_PAIRS = 2000
+TOY_VOCAB = 300
+
+
+@pytest.fixture(scope="session")
+def toy_raw_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toy_raw")
+    write_toy_corpus(str(out), pairs=TOY_PAIRS, seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_data_dir(toy_raw_dir: Path, tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("toy_bin") / "data-bin"
+    cfg = PreprocessConfig(
+        source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
+        validpref=str(toy_raw_dir / "valid"), testpref=[str(toy_raw_dir / "test")],
+        destdir=str(dest), vocab_size=TOY_VOCAB, joined_dictionary=True,
+    )
+    preprocess(cfg, console=Console(quiet=True))
+    return dest
+
+
+@pytest.fixture
+def multi30k_dir() -> Path:
+    if not (MULTI30K / "train.en").exists():
+        pytest.skip(f"real corpus not found at {MULTI30K}")
+    return MULTI30K

@@ -1,0 +1,109 @@
+"""Checkpoints: round trip, atomic writes, refusal of corrupt, foreign, unsafe and newer files, averaging."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from nmt import checkpoint as ckpt
+from nmt.errors import UserError
+from nmt.models import arch_config, build_model
+
+META = {"source_lang": "en", "target_lang": "fr", "joined_dictionary": True, "vocab_size": {"en": 40, "fr": 40},
+        "tokenizer": {"type": "none", "files": {"en": "dict.txt", "fr": "dict.txt"}}}
+TINY = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "16", "decoder_embed_dim": "16",
+        "encoder_ffn_embed_dim": "32", "decoder_ffn_embed_dim": "32", "encoder_attention_heads": "2",
+        "decoder_attention_heads": "2"}
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    cfg = arch_config("transformer_tiny", TINY)
+    return build_model(cfg, 40, 40, True), cfg
+
+
+def _save(path, seed=0):
+    model, cfg = _model(seed)
+    ckpt.save_model(str(path), model, cfg, "transformer_tiny", META, {"dict.txt": b"a\nb\n"})
+    return model
+
+
+def test_round_trip_is_exact_and_weights_only(tmp_path):
+    model = _save(tmp_path / "m.pt")
+    payload = ckpt.load(str(tmp_path / "m.pt"))
+    rebuilt, cfg = ckpt.model_from_payload(payload)
+    for (k, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert cfg == arch_config("transformer_tiny", TINY)
+    torch.load(str(tmp_path / "m.pt"), weights_only=True)  # loads without unpickling code
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    _save(tmp_path / "m.pt", seed=0)
+    before = (tmp_path / "m.pt").read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        _save(tmp_path / "m.pt", seed=1)
+    assert (tmp_path / "m.pt").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:300]), "not a readable nmt checkpoint"),
+        (lambda p: p.write_bytes(os.urandom(2000)), "not a readable nmt checkpoint"),
+        (lambda p: p.write_bytes(pickle.dumps(_Evil())), "not a readable nmt checkpoint"),
+        (lambda p: torch.save({"weights": torch.zeros(2)}, str(p)), "is not an nmt checkpoint"),
+        (lambda p: torch.save({**ckpt.load(str(p)), "format_version": 99}, str(p)), "newer than this nmt supports"),
+    ],
+)
+def test_bad_checkpoints_are_refused(tmp_path, monkeypatch, content, message):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "m.pt"
+    _save(path)
+    content(path)
+    with pytest.raises(UserError, match=message):
+        ckpt.load(str(path))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_other_architecture_weights_are_refused(tmp_path):
+    _save(tmp_path / "m.pt")
+    payload = ckpt.load(str(tmp_path / "m.pt"))
+    payload["model_config"]["encoder_layers"] = 2
+    with pytest.raises(UserError, match="do not fit architecture"):
+        ckpt.model_from_payload(payload)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(UserError, match="checkpoint not found"):
+        ckpt.load(str(tmp_path / "nope.pt"))
+
+
+def test_average_is_the_mean(tmp_path):
+    models = [_save(tmp_path / f"checkpoint{i}.pt", seed=i) for i in (1, 2, 3)]
+    paths = ckpt.epoch_checkpoints(str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == ["checkpoint1.pt", "checkpoint2.pt", "checkpoint3.pt"]
+    avg = ckpt.average(paths)
+    for k, v in avg["model"].items():
+        expected = sum(m.state_dict()[k].double() for m in models) / 3
+        assert torch.allclose(v.double(), expected, atol=1e-7), k
+
+
+def test_stale_temp_files_are_cleaned(tmp_path):
+    (tmp_path / (ckpt.TMP_PREFIX + "abc.pt")).write_bytes(b"half")
+    assert len(ckpt.clean_stale_temps(str(tmp_path))) == 1
+    assert list(tmp_path.iterdir()) == []

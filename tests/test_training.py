@@ -1,0 +1,142 @@
+"""The Trainer and the training loop: exact resume, DDP equivalence, AMP, NaN guard, learning."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nmt import checkpoint as ckpt
+from nmt.errors import UserError
+from nmt.flags import parse_train_args
+from nmt.training import Run, train
+
+TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
+        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
+        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2"]
+
+
+def _args(data, save_dir, *extra):
+    return [str(data), "--save-dir", str(save_dir), *TINY, "--max-tokens", "600", "--lr", "2e-3",
+            "--warmup-updates", "5", "--log-interval", "1", "--log-format", "json", "--threads", "1", *extra]
+
+
+def _run(args) -> int:
+    cfg, overrides = parse_train_args(args)
+    return train(cfg, overrides)
+
+
+def _losses(text: str) -> dict[int, float]:
+    out = {}
+    for line in text.splitlines():
+        if "{" in line and '"num_updates"' in line:
+            rec = json.loads(line[line.index("{"):])
+            if not rec["tag"].endswith("end of epoch"):
+                out[rec["num_updates"]] = rec["loss"]
+    return out
+
+
+def _params(path):
+    return ckpt.load(str(path))["model"]
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(toy_data_dir, tmp_path, capfd):
+    # 1600 train pairs at 600 tokens/batch is ~45 batches: 60 updates cross an epoch boundary.
+    assert _run(_args(toy_data_dir, tmp_path / "a", "--max-update", "60", "--dropout", "0.2")) == 0
+    full = _losses(capfd.readouterr().err)
+    assert _run(_args(toy_data_dir, tmp_path / "b", "--max-update", "23", "--dropout", "0.2")) == 0
+    first = _losses(capfd.readouterr().err)
+    assert _run(_args(toy_data_dir, tmp_path / "b", "--max-update", "60", "--dropout", "0.2")) == 0
+    second = _losses(capfd.readouterr().err)
+    assert sorted(first) == list(range(1, 24)) and sorted(second) == list(range(24, 61))
+    assert {**first, **second} == full  # logged losses identical, update by update
+    a, b = _params(tmp_path / "a" / "checkpoint_last.pt"), _params(tmp_path / "b" / "checkpoint_last.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert (tmp_path / "a" / "checkpoint1.pt").exists()
+
+
+def test_bf16_autocast_training_step_on_cpu(toy_data_dir, tmp_path):
+    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--amp", "bf16", "--no-save"))
+    run = Run(cfg, overrides)
+    before = [p.detach().clone() for p in run.trainer.params]
+    batches = run.epoch_batches(1)[:2]
+    stats = run.trainer.train_step([next(run.iterate(batches))])
+    assert torch.isfinite(stats["loss"]) and torch.isfinite(stats["gnorm"]) and run.trainer.num_updates == 1
+    assert any(not torch.equal(a, p) for a, p in zip(before, run.trainer.params))
+
+
+def test_nan_loss_stops_with_the_update_number_and_saves_nothing(toy_data_dir, tmp_path):
+    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--max-update", "10"))
+    run = Run(cfg, overrides)
+    forward = run.trainer.model.forward
+
+    def poisoned(src, src_pad_mask, tgt_in):
+        logits = forward(src, src_pad_mask, tgt_in)
+        return logits * float("nan") if run.trainer.num_updates == 3 else logits
+
+    run.trainer.model.forward = poisoned
+    with pytest.raises(UserError, match="non-finite loss or gradient at update 4"):
+        run.run()
+    assert run.trainer.num_updates == 3
+    assert not any(p.name.endswith(".pt") for p in tmp_path.iterdir())
+
+
+def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
+    """Accumulating 2 batches then stepping equals the loss-normalized sum over both."""
+    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--no-save", "--dropout", "0", "--update-freq", "2"))
+    run = Run(cfg, overrides)
+    batches = list(run.iterate(run.epoch_batches(1)[:2]))
+    state = {k: v.clone() for k, v in run.trainer.model.state_dict().items()}
+    run.trainer.train_step(batches)
+    grads_accum = [p.grad for p in run.trainer.params]
+    assert all(g is None for g in grads_accum)  # zeroed after the step
+    after_accum = {k: v.clone() for k, v in run.trainer.model.state_dict().items()}
+    # the same update by hand: one gradient of (loss_1 + loss_2) / (ntokens_1 + ntokens_2)
+    run2 = Run(cfg, overrides)
+    run2.trainer.model.load_state_dict(state)
+    total = sum(b.ntokens for b in batches)
+    loss = sum(run2.trainer.criterion(run2.trainer.model(b.src, b.src_pad_mask, b.tgt_in), b.tgt_out, 0.1)[0]
+               for b in batches) / total
+    loss.backward()
+    run2.trainer._step({})
+    for k, v in run2.trainer.model.state_dict().items():
+        assert torch.allclose(v, after_accum[k], atol=1e-6), k
+
+
+def test_second_run_on_same_save_dir_is_refused(toy_data_dir, tmp_path):
+    from nmt.training import save_dir_lock
+
+    with save_dir_lock(str(tmp_path), enabled=True):
+        with pytest.raises(UserError, match="already using"):
+            _run(_args(toy_data_dir, tmp_path, "--max-update", "1"))
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_equal_one_process(toy_data_dir, tmp_path):
+    common = _args(toy_data_dir, "X", "--max-update", "6", "--dropout", "0", "--device", "cpu")
+    one = [a if a != "X" else str(tmp_path / "one") for a in common] + ["--update-freq", "2"]
+    two = [a if a != "X" else str(tmp_path / "two") for a in common]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                        "-m", "nmt", "train", *two], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _params(tmp_path / "one" / "checkpoint_last.pt"), _params(tmp_path / "two" / "checkpoint_last.pt")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_transformer_tiny_learns_the_toy_corpus(toy_data_dir, tmp_path, capfd):
+    args = [str(toy_data_dir), "--save-dir", str(tmp_path), "--arch", "transformer_tiny", "--encoder-layers", "2",
+            "--decoder-layers", "2", "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
+            "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256", "--max-tokens", "2000",
+            "--lr", "3e-3", "--warmup-updates", "50", "--max-epoch", "12", "--log-format", "json", "--threads", "2",
+            "--dropout", "0.1", "--no-save"]
+    assert _run(args) == 0
+    valid = [json.loads(line[line.index("{"):]) for line in capfd.readouterr().err.splitlines()
+             if '"tag"' in line and "valid" in line]
+    assert valid[-1]["ppl"] < 2.0, valid[-1]
