@@ -26,7 +26,7 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Beam search of width cfg.beam; per sentence up to cfg.nbest hypotheses, best first."""
     bsz, k, device = src.size(0), cfg.beam, src.device
-    ens = Ensemble(models, src, src_pad_mask, torch.arange(bsz, device=device).repeat_interleave(k), cfg.temperature)
+    ens = Ensemble(models, src, src_pad_mask, cfg.temperature)
     sent_max = max_lengths(models, src_pad_mask, cfg)  # (Bl,) per live sentence
     cap = int(sent_max.max()) + 1 if bsz else 1  # longest hypothesis, EOS included
 
@@ -48,7 +48,7 @@ def beam_search(
 
     for step in range(cap):
         bl = sent.numel()
-        lprobs, attn = ens.step(tokens[:, -1:], need_attn)
+        lprobs, attn = ens.first_step(k, need_attn) if step == 0 else ens.step(tokens[:, -1:], need_attn)
         lprobs = adjust_lprobs(lprobs, tokens, step, sent_max.repeat_interleave(k), cfg)  # (N, V)
         vocab = lprobs.size(1)
         flat_lp = lprobs.view(bl, k * vocab)  # (Bl, K*V)

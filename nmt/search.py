@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -77,19 +77,22 @@ class Hypothesis:
 class Ensemble:
     """The decoding side of one or more models for one search: memories, states, masks.
 
-    Rows are (sentence, beam) pairs; `select(rows)` keeps/reorders rows (beam reordering and
-    batch shrinking in one index_select per tensor).
+    Rows are (sentence, beam) pairs, sentence-major. `select` reorders rows for the decoder
+    states (beam reordering) and drops finished sentences. State tensors created by the first
+    decode call and handed back unchanged (the same tensor object) ever since, such as the
+    cross-attention K/V, were computed when every beam of a sentence was identical, so their
+    rows are identical within a sentence: beam reordering leaves them alone and they are only
+    selected when sentences are dropped. (This relies on the protocol's rule that a state is a
+    value: models never modify a state tensor in place.)
     """
 
-    def __init__(self, models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, rows: Tensor, temperature: float):
+    def __init__(self, models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, temperature: float):
         self.models = models
         self.temperature = temperature
-        self.memories = []
-        for model in models:
-            memory, _ = model.encode(src, src_pad_mask)
-            self.memories.append(select_batch(memory, rows))  # (N, ...) per tensor
-        self.src_pad_mask = src_pad_mask.index_select(0, rows)  # (N, S)
+        self.memories = [model.encode(src, src_pad_mask)[0] for model in models]  # one row per sentence
+        self.src_pad_mask = src_pad_mask  # (B, S); (B*K, S) after first_step
         self.states: list = [None] * len(models)
+        self.static: list[list[Tensor]] = [[] for _ in models]  # held, so their ids stay unique
         self.log_n = math.log(len(models))
 
     def step(self, tgt_in: Tensor, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
@@ -98,9 +101,12 @@ class Ensemble:
         On the first call tgt_in is BOS (the whole prefix); afterwards the last token only."""
         lprobs, attns = [], []
         for m, model in enumerate(self.models):
+            first = self.states[m] is None
             logits, self.states[m], attn = model.decode(
                 tgt_in, self.memories[m], self.src_pad_mask, self.states[m], need_attn=need_attn
             )
+            kept = {id(t) for t in self.static[m]}
+            self.static[m] = [t for t in _leaves(self.states[m]) if first or id(t) in kept]
             logits = logits[:, -1].float()  # (N, V)
             if self.temperature != 1.0:
                 logits = logits / self.temperature
@@ -114,15 +120,57 @@ class Ensemble:
         at = torch.stack(attns).mean(dim=0) if attns else None
         return lp, at
 
-    def select(self, rows: Tensor, shrink: Optional[Tensor] = None) -> None:
-        """Keep/reorder rows: rows (N',) indices into the current N rows for the decoder states.
+    def first_step(self, k: int, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
+        """The first step (BOS) on one row per sentence, then every row repeated k times
+        (sentence-major): all k beams or samples of a sentence start identical.
+        Returns log-probs (B*k, V) and attention (B*k, S) or None, as `step`."""
+        bsz = self.src_pad_mask.size(0)
+        bos = torch.full((bsz, 1), BOS, dtype=torch.long, device=self.src_pad_mask.device)
+        lprobs, attn = self.step(bos, need_attn)
+        if k == 1:
+            return lprobs, attn
+        expand = torch.arange(bsz, device=bos.device).repeat_interleave(k)  # (B*k,)
+        self.select(expand, expand)
+        return lprobs.index_select(0, expand), (attn.index_select(0, expand) if attn is not None else None)
 
-        Memory and mask are only selected with `shrink` (N',) when given: they never change within
-        a sentence, so beam reordering leaves them alone and only dropping sentences selects them."""
-        self.states = [select_batch(s, rows) for s in self.states]
+    def select(self, rows: Tensor, shrink: Optional[Tensor] = None) -> None:
+        """rows (N',): new row -> old row for the decoder states; shrink (N',) or None: the same for
+        whole sentence blocks only (rows of dropped sentences left out), used for memory, mask and
+        static state tensors. Without shrink no sentence was dropped and those stay as they are."""
+        for m in range(len(self.models)):
+            static = {id(t) for t in self.static[m]}
+            self.static[m] = []  # refilled with the (possibly shrunk) static tensors
+            self.states[m] = _select_state(self.states[m], rows, shrink, static, self.static[m])
         if shrink is not None:
-            self.memories = [select_batch(m, shrink) for m in self.memories]
+            self.memories = [select_batch(mem, shrink) for mem in self.memories]
             self.src_pad_mask = self.src_pad_mask.index_select(0, shrink)
+
+
+def _leaves(tree: Any) -> list[Tensor]:
+    """Every tensor in a nested dict/list/tuple."""
+    if isinstance(tree, Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _leaves(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in _leaves(v)]
+    return []
+
+
+def _select_state(tree: Any, rows: Tensor, shrink: Optional[Tensor], static: set[int], new_static: list) -> Any:
+    """select_batch with `rows`, except static tensors (by id): selected with `shrink`, or kept as
+    they are; their results are appended to new_static."""
+    if isinstance(tree, Tensor):
+        if id(tree) not in static:
+            return tree.index_select(0, rows)
+        out = tree if shrink is None else tree.index_select(0, shrink)
+        new_static.append(out)
+        return out
+    if isinstance(tree, dict):
+        return {k: _select_state(v, rows, shrink, static, new_static) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_select_state(v, rows, shrink, static, new_static) for v in tree)
+    return tree
 
 
 def max_lengths(models: list[nn.Module], src_pad_mask: Tensor, cfg: GenerateConfig) -> Tensor:
@@ -195,7 +243,7 @@ def _independent_search(
     """Greedy (k=1, argmax) or sampling (k samples): rows never interact, a row ends at its EOS."""
     bsz, device = src.size(0), src.device
     rows = torch.arange(bsz, device=device).repeat_interleave(k)  # (N,) sentence of each row
-    ens = Ensemble(models, src, src_pad_mask, rows, cfg.temperature)
+    ens = Ensemble(models, src, src_pad_mask, cfg.temperature)
     row_max = max_lengths(models, src_pad_mask, cfg).index_select(0, rows)  # (N,)
     n_rows = rows.numel()
     cap = int(row_max.max()) + 1 if n_rows else 1
@@ -215,7 +263,7 @@ def _independent_search(
     cum = torch.zeros(n_rows, device=device)  # (N_live,) cumulative log-prob
     step = 0
     while live.numel() > 0:
-        lprobs, attn = ens.step(tokens[:, -1:], need_attn)
+        lprobs, attn = ens.first_step(k, need_attn) if step == 0 else ens.step(tokens[:, -1:], need_attn)
         lprobs = adjust_lprobs(lprobs, tokens, step, live_max, cfg)
         tok = _sample(lprobs, cfg, gen) if cfg.sampling else lprobs.argmax(dim=1)  # (N_live,)
         out_tok[live, step] = tok

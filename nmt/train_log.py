@@ -17,6 +17,8 @@ import time
 from typing import Optional
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nmt import dist
 
@@ -24,16 +26,38 @@ LN2 = math.log(2)
 log = logging.getLogger("nmt.train")
 
 
-def setup_logging(is_main: bool) -> None:
-    """Plain `time | level | name | message` lines on stderr, rank 0 only."""
+class _ConsoleHandler(logging.Handler):
+    """Log records through a rich Console, so lines print above a live progress bar, unwrapped."""
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+def setup_logging(is_main: bool) -> Console:
+    """Plain `time | level | name | message` lines on stderr, rank 0 only; returns the stderr console."""
+    console = Console(file=sys.stderr)
     root = logging.getLogger("nmt")
     root.handlers.clear()
     root.propagate = False
     if is_main:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _ConsoleHandler(console)
         handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s", "%Y-%m-%d %H:%M:%S"))
         root.addHandler(handler)
     root.setLevel(logging.INFO if is_main else logging.ERROR)
+    return console
+
+
+def epoch_bar(console: Console, enabled: bool) -> Progress:
+    """A per-epoch progress bar on stderr; only drawn on a terminal (logs stay clean in files)."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"), console=console, transient=True,
+        disable=not (enabled and console.is_terminal),
+    )
 
 
 class Meter:

@@ -31,7 +31,7 @@ from nmt.errors import UserError
 from nmt.models import arch_config, build_model, config_from_dict
 from nmt.optim import plateau_update
 from nmt.tokenizer import load_tokenizers, read_blobs
-from nmt.train_log import Board, Meter, format_line, memory_mb, setup_logging
+from nmt.train_log import Board, Meter, epoch_bar, format_line, memory_mb, setup_logging
 from nmt.trainer import Trainer
 
 log = logging.getLogger("nmt.train")
@@ -122,7 +122,7 @@ class Run:
     def __init__(self, cfg: C.TrainConfig, model_overrides: dict[str, str]):
         self.cfg = cfg
         self.info, self.device = dist.setup(cfg.device)
-        setup_logging(self.info.is_main)
+        self.console = setup_logging(self.info.is_main)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.meta = read_meta(cfg.data)
@@ -311,6 +311,12 @@ class Run:
 
     def _train_epoch(self, batches: list) -> Optional[int]:
         """Consume the rest of the epoch; returns an exit code if training must end inside it."""
+        p = self.progress
+        with epoch_bar(self.console, self.info.is_main) as bar:
+            task = bar.add_task(f"epoch {p.epoch:03d}", total=len(batches), completed=p.batch_offset, status="")
+            return self._train_batches(batches, lambda n, status: bar.update(task, advance=n, status=status))
+
+    def _train_batches(self, batches: list, advance) -> Optional[int]:
         cfg, p, t = self.cfg, self.progress, self.trainer
         group: list = []
         remaining = len(batches) - p.batch_offset
@@ -326,6 +332,7 @@ class Run:
                 self.save(["checkpoint_last.pt"])
                 return self.stop.exit_code()
             p.batch_offset += len(group)
+            advance(len(group), f"update {t.num_updates}")
             group = []
             if "overflow" in stats:
                 log.info("fp16 overflow: update skipped, loss scale lowered to %g", t.scaler.get_scale())

@@ -14,11 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from nmt.config import PreprocessConfig
 from nmt.preprocess import preprocess
 from nmt.toy import write_toy_corpus
+
+# Test models are tiny: one thread avoids oversubscription overhead and keeps results deterministic.
+torch.set_num_threads(1)
 
 MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 TOY_PAIRS = 2000
