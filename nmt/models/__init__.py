@@ -20,7 +20,8 @@ Protocol (both families; search, trainer, generate and visualize rely on nothing
     max_positions() -> (max source tokens, max target tokens)
 
 `src_pad_mask` is True at padding. Tokens: src = pieces + EOS, tgt_in = BOS + pieces,
-tgt_out = pieces + EOS (ids in nmt.tokenizer). No cache lives on modules.
+tgt_out = pieces + EOS (ids in nmt.tokenizer). No cache lives on modules, and no state tensor
+is ever modified in place (search shares unchanged state tensors between beams).
 """
 
 from __future__ import annotations
