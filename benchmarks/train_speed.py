@@ -27,6 +27,7 @@ from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
 from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
 from nmt.dist import DistInfo
 from nmt.models import arch_config, build_model
+from nmt.perf import keep_freed_memory
 from nmt.trainer import Trainer
 
 
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=10, help="updates per round per loop")
     ap.add_argument("--max-tokens", type=int, default=4096)
     args = ap.parse_args()
+    keep_freed_memory()
     torch.set_num_threads(args.threads)
     data = args.data
     if data is None:
