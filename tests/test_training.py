@@ -141,3 +141,24 @@ def test_transformer_tiny_learns_the_toy_corpus(toy_data_dir, tmp_path, capfd):
     valid = [json.loads(line[line.index("{"):]) for line in capfd.readouterr().err.splitlines()
              if '"tag"' in line and "valid" in line]
     assert valid[-1]["ppl"] < 2.0, valid[-1]
+
+
+def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capfd):
+    """An untrained model's BLEU cannot improve at lr ~0: patience 0 stops after epoch 2."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = _args(toy_data_dir, tmp_path, "--max-epoch", "5", "--lr", "1e-12", "--eval-bleu",
+                 "--best-checkpoint-metric", "bleu", "--patience", "0", "--keep-last-epochs", "1",
+                 "--attn-sample", "The girl sees the red car.", "--max-tokens", "3000")
+    assert _run(args) == 0
+    err = capfd.readouterr().err
+    valid = [json.loads(line[line.index("{"):]) for line in err.splitlines() if "valid on 'valid'" in line]
+    assert len(valid) == 2 and all("bleu" in v and "best_bleu" in v for v in valid)
+    assert "early stop" in err
+    names = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt")
+    assert names == ["checkpoint2.pt", "checkpoint_best.pt", "checkpoint_last.pt"]
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "valid"), size_guidance={"images": 0}).Reload()
+    assert {"loss", "nll_loss", "ppl", "bleu"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["images"] == ["cross_attention"] and len(events.Images("cross_attention")) == 2
+    train_events = EventAccumulator(str(tmp_path / "tensorboard" / "train")).Reload()
+    assert {"loss", "wps", "lr", "gnorm"} <= set(train_events.Tags()["scalars"])
