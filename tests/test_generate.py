@@ -22,14 +22,6 @@ SIZES = dict(encoder_layers="1", decoder_layers="1", encoder_embed_dim="32", dec
              encoder_ffn_embed_dim="64", decoder_ffn_embed_dim="64", dropout="0.0")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _save(path: Path, data_dir: Path, seed: int, **extra) -> str:
     meta = read_meta(str(data_dir))
     torch.manual_seed(seed)

@@ -17,29 +17,10 @@ from nmt.errors import UserError
 from nmt.models import layers as L
 from nmt.registry import ARCHS
 from nmt.tokenizer import BOS, EOS, PAD
+from helpers import shrink
 
 SRC_V, TGT_V = 41, 37  # different sizes catch source/target mix-ups
 ATOL = 1e-5
-
-
-def shrink(cfg):
-    """A fast copy of any model config: 2 layers, dim 16, FFN 32, 2 heads, hidden 16, no dropout."""
-    changes = {}
-    for f in dataclasses.fields(cfg):
-        n = f.name
-        if n in ("encoder_layers", "decoder_layers"):
-            changes[n] = 2
-        elif n.endswith("_ffn_embed_dim"):
-            changes[n] = 32
-        elif n.endswith("_embed_dim"):
-            changes[n] = 16
-        elif n.endswith("_attention_heads"):
-            changes[n] = 2
-        elif n.endswith("hidden_size"):
-            changes[n] = 16
-        elif "dropout" in n:
-            changes[n] = 0.0
-    return dataclasses.replace(cfg, **changes)
 
 
 def small_model(arch: str, overrides: dict | None = None, src_v: int = SRC_V, tgt_v: int = TGT_V, joined=False):

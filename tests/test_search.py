@@ -15,15 +15,6 @@ from nmt.models import arch_config, build_model
 from nmt.search import BOS, EOS, PAD, UNK, banned_ngram_tokens, translate_batch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest and avoids contention on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 A, B, C, D = 4, 5, 6, 7  # ordinary target tokens of the fake models
 DEFAULT = {EOS: 0.7, A: 0.1, B: 0.1}  # unscripted prefixes (the rest of the mass spread evenly)
 

@@ -23,30 +23,11 @@ from nmt.config import VisualizeConfig
 from nmt.errors import UserError
 from nmt.registry import ARCHS
 from nmt.tokenizer import BOS, EOS, PAD, SPECIAL_PIECES, WordTokenizer
+from helpers import shrink
 
 WORDS = "a the cat dog sees runs red big small house le la chat chien voit court rouge grand petit maison".split()
 SOURCE, TARGET = "the big cat sees a red house", "le grand chat voit la maison rouge"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def shrink(cfg):
-    """A fast copy of any model config: 2 layers, dim 16, 2 heads, hidden 16, no dropout."""
-    changes = {}
-    for f in dataclasses.fields(cfg):
-        n = f.name
-        if n in ("encoder_layers", "decoder_layers"):
-            changes[n] = 2
-        elif n.endswith("_ffn_embed_dim"):
-            changes[n] = 32
-        elif n.endswith("_embed_dim"):
-            changes[n] = 16
-        elif n.endswith("_attention_heads"):
-            changes[n] = 2
-        elif n.endswith("hidden_size"):
-            changes[n] = 16
-        elif "dropout" in n:
-            changes[n] = 0.0
-    return dataclasses.replace(cfg, **changes)
 
 
 def word_meta() -> tuple[dict, dict[str, bytes]]:
