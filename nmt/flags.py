@@ -71,7 +71,8 @@ def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     """`nmt train` argv -> (TrainConfig with its OptimConfig, model-field overrides as texts)."""
     from nmt.models import arch_config
 
-    train_f, optim_f = _fields(C.TrainConfig), _fields(C.OptimConfig)
+    train_f = _fields(C.TrainConfig)
+    optim_f = {k: v for k, v in _fields(C.OptimConfig).items() if k not in train_f}  # max_update is copied over
     arch = C.TrainConfig.__dataclass_fields__["arch"].default
     for i, tok in enumerate(args):  # the architecture decides which model flags exist
         if tok == "--arch" and i + 1 < len(args):
@@ -123,6 +124,7 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas), "--adam-betas must be two numbers in [0, 1)"),
         (0 < o.lr_shrink < 1, "--lr-shrink must be in (0, 1)"),
         (o.lr_patience >= 0, "--lr-patience must be >= 0"),
+        (o.lr_scheduler != "cosine" or cfg.max_update > 0, "--lr-scheduler cosine needs --max-update (its horizon)"),
     ]
     for ok, message in checks:
         if not ok:
@@ -137,7 +139,7 @@ def train_help() -> str:
     for title, cls in (("training", C.TrainConfig), ("optimization", C.OptimConfig)):
         lines.append(f"{title}:")
         for f in dataclasses.fields(cls):
-            if f.name in ("data", "optim"):
+            if f.name in ("data", "optim") or (cls is C.OptimConfig and f.name == "max_update"):
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             lines.append(f"  --{f.name.replace('_', '-'):<28} default: {default}")

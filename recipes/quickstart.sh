@@ -10,7 +10,7 @@ set -euo pipefail
 
 WORK="${WORK:-work/quickstart}"
 PAIRS="${PAIRS:-20000}"
-VOCAB="${VOCAB:-360}"      # the toy language has ~300 words a side; unigram SentencePiece caps near 400
+VOCAB="${VOCAB:-360}"      # a small toy vocabulary: unigram SentencePiece can build at most ~410 pieces from it
 WORKERS="${WORKERS:-1}"
 EPOCHS="${EPOCHS:-4}"
 NMT="${NMT:-nmt}"          # e.g. NMT="python -m nmt"
