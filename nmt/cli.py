@@ -150,7 +150,7 @@ def list_archs(
 # ---------------------------------------------------------------- generate / score / average-checkpoints
 @app.command()
 def generate(
-    data: Optional[str] = typer.Argument(None, metavar="[DATA_DIR]", help="Binarized data dir: translate --gen-subset and score it."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA_DIR", help="Binarized data dir: translate --gen-subset and score it."),
     path: str = typer.Option(..., help="Checkpoint; a.pt:b.pt for an ensemble."),
     gen_subset: Optional[str] = typer.Option(None, help="Split of DATA_DIR (test)."),
     input: Optional[str] = typer.Option(None, "--input", help="Raw text file, one sentence a line; - for stdin."),
