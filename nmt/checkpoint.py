@@ -99,10 +99,17 @@ def _fsync_dir(directory: str) -> None:
 
 
 def clean_stale_temps(directory: str) -> list[str]:
-    """Remove temp files left by a write that was killed; returns what was removed."""
+    """Remove checkpoint temp files left by a write that was killed; returns what was removed.
+
+    Only `.tmp-*.pt` files: other tools' temp files (e.g. `nmt generate --output`) are not ours.
+    The caller must be the only writer of checkpoints in `directory` (the save dir lock).
+    """
     removed = []
-    for path in glob.glob(os.path.join(directory, TMP_PREFIX + "*")):
-        os.unlink(path)
+    for path in glob.glob(os.path.join(directory, TMP_PREFIX + "*.pt")):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
         removed.append(path)
     return removed
 

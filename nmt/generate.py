@@ -5,16 +5,19 @@ by length so padding stays small) and written back in split order. Raw text (a f
 is streamed in chunks of `chunk_size` lines: each chunk is encoded with the checkpoint's own
 source tokenizer, translated in length-sorted batches, and written in input order (flushed)
 before the next chunk is read, so any number of lines runs in constant memory and works in a
-pipe. An empty (or blank) line gives an empty line. Sources longer than the model's source
-positions are truncated (keeping EOS) and counted in one warning.
+pipe. Lines end at a newline only (a carriage return before it is dropped), as in `nmt preprocess`;
+each line is stripped as preprocess strips training text; an empty (or blank) line gives an empty line.
+Sources longer than the model's source positions are truncated (keeping EOS) and counted in one
+warning.
 
 Output: `plain` writes the best hypothesis per input line; `fairseq` writes fairseq-style lines
 per sentence: S-i source, T-i reference (when known), then per hypothesis (nbest, best first)
 H-i score pieces, D-i score detokenized, P-i positional scores, and A-i alignment with
 --print-alignment. As in fairseq, H/D/P scores are in base 2 (log-probs / ln 2). Alignments are
 "srcidx-tgtidx" pairs: for each target token (not EOS) the source token (not EOS) with the most
-cross-attention (last layer, heads and models averaged). A file given with --output is written
-to a temporary file and renamed at the end; stdout is streamed.
+cross-attention (last layer, heads and models averaged). Other line breaks inside an echoed source
+(what `str.splitlines` splits at) become spaces, so every reader sees one line per output line.
+A file given with --output is written to a temporary file and renamed at the end; stdout is streamed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from nmt.errors import UserError
 from nmt.search import EOS, PAD, Hypothesis, translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Characters str.splitlines() (and text-mode readers) break lines at; a raw source echoed in an
+# S- line becomes one line whatever it holds, so output lines map 1:1 to sentences for every reader.
+LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
 @dataclass
@@ -74,6 +80,7 @@ def validate(cfg: GenerateConfig) -> None:
     topp = cfg.sampling_topp
     _check(topp == -1 or (finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
     _check(finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
+    _check(0 <= cfg.seed < 2**63, "--seed", cfg.seed, "between 0 and 2**63 - 1")  # what torch.Generator takes
     if not cfg.sampling and (cfg.sampling_topk != -1 or cfg.sampling_topp != -1):
         raise UserError("--sampling-topk / --sampling-topp need --sampling")
     _check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
@@ -183,7 +190,7 @@ def translate_lines(
 ) -> Iterator[list[tuple[str, list[Hypothesis]]]]:
     """Per chunk of `cfg.chunk_size` lines: (line, hypotheses) in input order; blank lines get []."""
     for chunk in chunks(lines, cfg.chunk_size):
-        ids = [src_tok.encode(line) if line.strip() else [] for line in chunk]
+        ids = [src_tok.encode(line.strip()) for line in chunk]  # stripped as preprocess strips training text
         real = [i for i, piece_ids in enumerate(ids) if piece_ids]
         out: list[list[Hypothesis]] = [[] for _ in chunk]
         if real:
@@ -212,9 +219,9 @@ def format_sentence(
     """Output lines of one sentence in cfg.format (see module docstring)."""
     if cfg.format == "plain":
         return [tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else ""]
-    lines = [f"S-{i}\t{source}"]
+    lines = [f"S-{i}\t{source.translate(LINE_BREAKS)}"]
     if reference is not None:
-        lines.append(f"T-{i}\t{reference}")
+        lines.append(f"T-{i}\t{reference.translate(LINE_BREAKS)}")
     for h in hyps:
         ids = h.tokens.tolist()
         score = h.score / math.log(2)

@@ -81,6 +81,8 @@ def _validate(cfg: PreprocessConfig) -> None:
     for key in ("max_len", "workers", "input_sentence_size"):
         if getattr(cfg, key) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
+    if not 0 <= cfg.seed < 2**32:  # SentencePiece takes an unsigned 32-bit seed
+        raise UserError(f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")
     if not cfg.max_len_ratio > 0:
         raise UserError(f"--max-len-ratio must be positive, got {cfg.max_len_ratio}")
     if not 0 < cfg.character_coverage <= 1:

@@ -76,8 +76,11 @@ def save_dir_lock(save_dir: str, enabled: bool):
     if not enabled:
         yield
         return
-    os.makedirs(save_dir, exist_ok=True)
-    fd = os.open(os.path.join(save_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        fd = os.open(os.path.join(save_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot use --save-dir {save_dir}: {e.strerror or e}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -130,6 +133,7 @@ class Run:
         self.src_tok, self.tgt_tok = load_tokenizers(self.meta, self.blobs)
         self.train_data = load_split(cfg.data, "train", self.meta)
         self.valid_data = load_split(cfg.data, "valid", self.meta) if "valid" in self.meta.get("splits", {}) else None
+        self.restore_path: Optional[str] = None
         self.restore = self._restore_payload()
         if self.restore is not None:
             self.arch = self.restore["arch"]
@@ -144,7 +148,12 @@ class Run:
         model = build_model(self.model_cfg, vocab[self.meta["source_lang"]], vocab[self.meta["target_lang"]],
                             self.meta.get("joined_dictionary", False))
         if self.restore is not None:
-            model.load_state_dict(self.restore["model"])
+            try:
+                model.load_state_dict(self.restore["model"])
+            except RuntimeError as e:  # e.g. a checkpoint trained on another data dir (vocabulary sizes)
+                first = str(e).split("\n")[0][:200]
+                raise UserError(f"cannot resume from {self.restore_path}: its weights do not fit the model it "
+                                f"describes with the vocabulary of {cfg.data} ({first})") from None
         cfg.optim.max_update = cfg.max_update
         self.trainer = Trainer(cfg, model, self.device, self.info, _model_dim(self.model_cfg))
         self.progress = Progress()
@@ -157,24 +166,30 @@ class Run:
 
     # ------------------------------------------------------------------ checkpoints
     def _restore_payload(self) -> Optional[dict]:
+        if self.info.is_main and not self.cfg.no_save:  # only the lock holder may touch the save dir
+            for stale in ckpt.clean_stale_temps(self.cfg.save_dir):
+                log.info("removed %s, left by an interrupted checkpoint write", stale)
         path = self.cfg.restore_file
         if not os.path.isabs(path) and not os.path.exists(path):
             path = os.path.join(self.cfg.save_dir, path)
         if not os.path.exists(path):
             return None
-        if self.info.is_main:
-            ckpt.clean_stale_temps(os.path.dirname(os.path.abspath(path)))
         log.info("resuming from %s", path)
+        self.restore_path = path
         return ckpt.load(path)
 
     def _load_train_state(self, state: Optional[dict]) -> None:
         if not state:
             return
-        self.trainer.load_state_dict(state["trainer"], reset_optimizer=self.cfg.reset_optimizer)
-        if self.cfg.reset_optimizer:
-            return
-        self.progress = Progress(**state["progress"])
-        self.meter.load_state(state["meter"])
+        try:
+            self.trainer.load_state_dict(state["trainer"], reset_optimizer=self.cfg.reset_optimizer)
+            if self.cfg.reset_optimizer:
+                return
+            self.progress = Progress(**state["progress"])
+            self.meter.load_state(state["meter"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a damaged or foreign training state
+            raise UserError(f"cannot resume from {self.restore_path}: its training state does not fit this run "
+                            f"({type(e).__name__}: {str(e)[:160]}); --reset-optimizer starts a fresh one") from None
 
     def save(self, names: list[str]) -> None:
         """Write the full training checkpoint to the first name, copy it to the others (rank 0)."""
@@ -189,9 +204,14 @@ class Run:
                 "train_config": C.asdict(self.cfg),
             }
             paths = [os.path.join(self.cfg.save_dir, n) for n in names]
-            ckpt.save(paths[0], payload)
-            for p in paths[1:]:
-                ckpt.copy(paths[0], p)
+            target = paths[0]
+            try:
+                ckpt.save(target, payload)
+                for target in paths[1:]:
+                    ckpt.copy(paths[0], target)
+            except OSError as e:  # a full disk, a lost permission: the atomic writes left the old files as they were
+                why = e.strerror or e
+                raise UserError(f"cannot write {target}: {why}; the previous checkpoint is intact") from None
             self._prune()
         dist.barrier(self.info)
 
@@ -285,9 +305,11 @@ class Run:
             log.info("model %s: %s", self.arch, json.dumps(C.asdict(self.model_cfg)))
             log.info("parameters: %s", json.dumps(param_summary(t.model)))
             if cfg.save_init_checkpoint and not cfg.no_save:
-                os.makedirs(cfg.save_dir, exist_ok=True)
-                ckpt.save_model(os.path.join(cfg.save_dir, "checkpoint_init.pt"), t.model, self.model_cfg, self.arch,
-                                self.meta, self.blobs)
+                init = os.path.join(cfg.save_dir, "checkpoint_init.pt")
+                try:
+                    ckpt.save_model(init, t.model, self.model_cfg, self.arch, self.meta, self.blobs)
+                except OSError as e:
+                    raise UserError(f"cannot write {init}: {e.strerror or e}") from None
         with self.stop.installed():
             while True:
                 if self._done_before_epoch():
