@@ -343,3 +343,6 @@ def main() -> None:
         msg = " ".join(str(e).split("\n"))
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C outside training's own handler (which saves first): nothing to lose
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

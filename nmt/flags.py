@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from typing import Any, get_type_hints
 
 from nmt import config as C
@@ -114,13 +115,18 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (cfg.log_format in ("simple", "json"), "--log-format must be simple or json"),
         (cfg.best_checkpoint_metric in ("loss", "nll_loss", "ppl", "bleu"), "--best-checkpoint-metric must be loss, nll_loss, ppl or bleu"),
         (cfg.best_checkpoint_metric != "bleu" or cfg.eval_bleu, "--best-checkpoint-metric bleu needs --eval-bleu"),
-        (o.lr > 0, "--lr must be > 0"),
+        (0 <= cfg.seed < 2**32, "--seed must be between 0 and 2**32 - 1"),
+        (cfg.patience >= -1, "--patience must be >= -1 (-1 = off)"),
+        (cfg.keep_last_epochs >= -1, "--keep-last-epochs must be >= -1 (-1 = keep all)"),
+        (cfg.keep_interval_updates >= -1, "--keep-interval-updates must be >= -1 (-1 = keep all)"),
+        (o.lr > 0 and math.isfinite(o.lr), "--lr must be a finite number > 0"),
+        (0 <= o.momentum < math.inf, "--momentum must be a finite number >= 0"),
         (o.warmup_updates is None or o.warmup_updates >= 0, "--warmup-updates must be >= 0"),
-        (o.warmup_init_lr >= 0, "--warmup-init-lr must be >= 0"),
-        (o.min_lr >= 0, "--min-lr must be >= 0"),
-        (o.clip_norm >= 0, "--clip-norm must be >= 0"),
-        (o.weight_decay >= 0, "--weight-decay must be >= 0"),
-        (o.adam_eps > 0, "--adam-eps must be > 0"),
+        (0 <= o.warmup_init_lr < math.inf, "--warmup-init-lr must be a finite number >= 0"),
+        (0 <= o.min_lr < math.inf, "--min-lr must be a finite number >= 0"),
+        (0 <= o.clip_norm < math.inf, "--clip-norm must be a finite number >= 0"),
+        (0 <= o.weight_decay < math.inf, "--weight-decay must be a finite number >= 0"),
+        (0 < o.adam_eps < math.inf, "--adam-eps must be a finite number > 0"),
         (len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas), "--adam-betas must be two numbers in [0, 1)"),
         (0 < o.lr_shrink < 1, "--lr-shrink must be in (0, 1)"),
         (o.lr_patience >= 0, "--lr-patience must be >= 0"),

@@ -260,6 +260,8 @@ def run(cfg) -> Result:
         raise UserError(f"--format {cfg.format!r} is not supported; valid: {', '.join(FORMATS)}")
     if cfg.max_sentences < 1 or cfg.beam < 1 or cfg.max_pieces < 2:
         raise UserError("--max-sentences and --beam must be at least 1, --max-pieces at least 2")
+    if not 1 <= cfg.dpi <= 1200:
+        raise UserError(f"--dpi must be between 1 and 1200, got {cfg.dpi}")
     loaded = load_model(cfg.path, device)
     pairs, n_stats = _read_sentences(cfg, loaded)
     index = cfg.index
