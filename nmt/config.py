@@ -141,7 +141,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch intra-op threads on CPU
     max_epoch: int = 0  # 0 = no limit
     max_update: int = 0  # 0 = no limit
-    patience: int = -1  # stop after this many validations without improvement; -1 = off
+    patience: int = -1  # stop after this many consecutive validations without improvement; <= 0 = off
     validate_interval: int = 1  # epochs
     validate_interval_updates: int = 0  # 0 = only at epoch ends
     eval_bleu: bool = False

@@ -167,3 +167,25 @@ class Board:
     def close(self) -> None:
         for w in self.writers.values():
             w.close()
+
+
+def param_summary(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts: encoder, decoder (without embeddings), embeddings, output projection, total."""
+    counts = {"encoder": 0, "decoder": 0, "embeddings": 0, "output_projection": 0, "total": 0}
+    seen: set[int] = set()
+    embed_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        n = p.numel()
+        counts["total"] += n
+        if id(p) in embed_ids:
+            counts["embeddings"] += n
+        elif "output_projection" in name:
+            counts["output_projection"] += n
+        elif name.startswith("encoder"):
+            counts["encoder"] += n
+        elif name.startswith("decoder"):
+            counts["decoder"] += n
+    return counts

@@ -10,12 +10,9 @@ Determinism is by construction, which is what makes resume exact:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -31,7 +28,8 @@ from nmt.errors import UserError
 from nmt.models import arch_config, build_model, config_from_dict
 from nmt.optim import plateau_update
 from nmt.tokenizer import load_tokenizers, read_blobs
-from nmt.train_log import Board, Meter, epoch_bar, format_line, memory_mb, setup_logging
+from nmt.run_control import StopFlag, save_dir_lock
+from nmt.train_log import Board, Meter, epoch_bar, format_line, memory_mb, param_summary, setup_logging
 from nmt.trainer import Trainer
 
 log = logging.getLogger("nmt.train")
@@ -46,73 +44,6 @@ class Progress:
     best: Optional[float] = None
     bad_validations: int = 0  # for --patience
     plateau_bad: int = 0  # for reduce_lr_on_plateau
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between updates and saves before exiting."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-
-    def __call__(self, signum, _frame):
-        self.signum = signum
-
-    @contextlib.contextmanager
-    def installed(self):
-        old = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-    def exit_code(self) -> int:
-        return 130 if self.signum == signal.SIGINT else 0
-
-
-@contextlib.contextmanager
-def save_dir_lock(save_dir: str, enabled: bool):
-    """Refuse a second `nmt train` on the same save dir while one runs (flock dies with the process)."""
-    if not enabled:
-        yield
-        return
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        fd = os.open(os.path.join(save_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError as e:
-        raise UserError(f"cannot use --save-dir {save_dir}: {e.strerror or e}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UserError(f"another nmt train is already using {save_dir} (lock held); wait for it or use another --save-dir")
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def param_summary(model: torch.nn.Module) -> dict[str, int]:
-    """Parameter counts: encoder, decoder (without embeddings), embeddings, output projection, total."""
-    counts = {"encoder": 0, "decoder": 0, "embeddings": 0, "output_projection": 0, "total": 0}
-    seen: set[int] = set()
-    embed_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        n = p.numel()
-        counts["total"] += n
-        if id(p) in embed_ids:
-            counts["embeddings"] += n
-        elif "output_projection" in name:
-            counts["output_projection"] += n
-        elif name.startswith("encoder"):
-            counts["encoder"] += n
-        elif name.startswith("decoder"):
-            counts["decoder"] += n
-    return counts
 
 
 def _model_dim(model_cfg) -> int:
@@ -363,13 +294,14 @@ class Run:
             n = t.num_updates
             if n % cfg.log_interval == 0:
                 self._log_train()
-            if cfg.validate_interval_updates and n % cfg.validate_interval_updates == 0:
-                values = self.validate()
-                if self._patience_exhausted():
-                    self._save_after_validation(values, [f"checkpoint_{p.epoch}_{n}.pt"])
-                    return 0
-            if cfg.save_interval_updates and n % cfg.save_interval_updates == 0:
-                self.save([f"checkpoint_{p.epoch}_{n}.pt", "checkpoint_last.pt"])
+            validated = bool(cfg.validate_interval_updates) and n % cfg.validate_interval_updates == 0
+            values = self.validate() if validated else None
+            named = bool(cfg.save_interval_updates) and n % cfg.save_interval_updates == 0
+            if validated or named:  # a validation mid-epoch may find the best model: save it now
+                self._save_after_validation(values, [f"checkpoint_{p.epoch}_{n}.pt"] if named else [])
+            if validated and self._patience_exhausted():
+                log.info("early stop: no improvement of %s in %d validations", cfg.best_checkpoint_metric, cfg.patience)
+                return 0
             if cfg.max_update and n >= cfg.max_update:
                 values = self.validate()
                 self._save_after_validation(values, [])
@@ -399,7 +331,7 @@ class Run:
         self.save(names)
 
     def _patience_exhausted(self) -> bool:
-        return self.cfg.patience >= 0 and self.progress.bad_validations > self.cfg.patience
+        return self.cfg.patience > 0 and self.progress.bad_validations >= self.cfg.patience
 
     def _log_train(self, end_of_epoch: bool = False) -> None:
         r = self.meter.reduce(self.info)

@@ -107,7 +107,7 @@ def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
 
 
 def test_second_run_on_same_save_dir_is_refused(toy_data_dir, tmp_path):
-    from nmt.training import save_dir_lock
+    from nmt.run_control import save_dir_lock
 
     with save_dir_lock(str(tmp_path), enabled=True):
         with pytest.raises(UserError, match="already using"):
@@ -144,11 +144,11 @@ def test_transformer_tiny_learns_the_toy_corpus(toy_data_dir, tmp_path, capfd):
 
 
 def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capfd):
-    """An untrained model's BLEU cannot improve at lr ~0: patience 0 stops after epoch 2."""
+    """An untrained model's BLEU cannot improve at lr ~0: patience 1 stops after epoch 2."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = _args(toy_data_dir, tmp_path, "--max-epoch", "5", "--lr", "1e-12", "--eval-bleu",
-                 "--best-checkpoint-metric", "bleu", "--patience", "0", "--keep-last-epochs", "1",
+                 "--best-checkpoint-metric", "bleu", "--patience", "1", "--keep-last-epochs", "1",
                  "--attn-sample", "The girl sees the red car.", "--max-tokens", "3000")
     assert _run(args) == 0
     err = capfd.readouterr().err
