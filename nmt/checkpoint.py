@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +28,10 @@ import torch
 
 from nmt import config as C
 from nmt.errors import UserError
+from nmt.fileio import TMP_PREFIX, atomic_write
 
 KIND = "nmt-checkpoint"
 FORMAT_VERSION = 1
-TMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -51,51 +50,15 @@ class Loaded:
 # ----------------------------------------------------------------------------- files
 def save(path: str, payload: dict) -> None:
     """Atomically write `payload` to `path` (temp file + fsync + rename + directory fsync)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
+    with atomic_write(path, suffix=".pt") as f:
+        torch.save(payload, f)
 
 
 def copy(src: str, dst: str) -> None:
     """Atomic copy of a checkpoint file (e.g. checkpoint_last.pt -> checkpoint_best.pt)."""
-    directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            while chunk := inp.read(1 << 24):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(dst, suffix=".pt") as out, open(src, "rb") as inp:
+        while chunk := inp.read(1 << 24):
+            out.write(chunk)
 
 
 def clean_stale_temps(directory: str) -> list[str]:

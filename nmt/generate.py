@@ -26,7 +26,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
@@ -38,6 +37,7 @@ from torch import nn
 from nmt.config import GenerateConfig
 from nmt.data import PairDataset, TokenArray, batch_by_tokens, collate, load_split, read_meta
 from nmt.errors import UserError
+from nmt.fileio import atomic_write
 from nmt.search import EOS, PAD, Hypothesis, translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -243,15 +243,8 @@ def open_output(path: Optional[str]) -> Iterator[TextIO]:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UserError(f"--output {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".txt", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", suffix=".txt", encoding="utf-8") as f:
+        yield f
 
 
 # ----------------------------------------------------------------------------- the command

@@ -24,7 +24,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -36,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from nmt.attn_stats import STAT_NAMES  # noqa: E402
 from nmt.errors import UserError  # noqa: E402
+from nmt.fileio import atomic_write  # noqa: E402
 
 KIND_TITLES = {
     "enc_self": "encoder self-attention",
@@ -165,17 +165,8 @@ class PanelFigure:
 
 def write_atomic(path: str, data: bytes) -> None:
     """Write bytes to `path` through a temp file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 # ----------------------------------------------------------------------------- figures

@@ -107,3 +107,12 @@ def test_stale_temp_files_are_cleaned(tmp_path):
     (tmp_path / (ckpt.TMP_PREFIX + "abc.pt")).write_bytes(b"half")
     assert len(ckpt.clean_stale_temps(str(tmp_path))) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        _save(tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
