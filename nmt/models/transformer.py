@@ -24,6 +24,7 @@ from nmt.models.layers import (
     MultiheadAttention,
     SinusoidalPositions,
     causal_attend_mask,
+    dropout,
     padding_attend_mask,
 )
 from nmt.registry import ARCHS, MODELS, register
@@ -62,7 +63,7 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.activation(self.fc1(x))
         if self.activation_dropout > 0:
-            x = F.dropout(x, p=self.activation_dropout, training=self.training)
+            x = dropout(x, self.activation_dropout, self.training)
         return self.fc2(x)
 
 
@@ -73,7 +74,7 @@ def _norm_in(x: Tensor, norm: nn.LayerNorm, pre: bool) -> Tensor:
 
 def _norm_out(residual: Tensor, y: Tensor, norm: nn.LayerNorm, pre: bool, p: float, training: bool) -> Tensor:
     """Output of a sublayer: residual + dropout(y), then norm for post-norm."""
-    y = residual + F.dropout(y, p=p, training=training)
+    y = residual + dropout(y, p, training)
     return y if pre else norm(y)
 
 
@@ -170,7 +171,7 @@ class TransformerEncoder(nn.Module):
         """src (B, S) ids, src_pad_mask (B, S) True at padding -> (out (B, S, D), [weights (B, H, S, S)] or [])."""
         S = src.size(1)
         x = self.embed_tokens(src) * self.embed_scale + self.positions(S, 0, src.device)  # (B, S, D)
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, self.dropout, self.training)
         attend = padding_attend_mask(src_pad_mask)  # (B, 1, 1, S), once for every layer
         weights = []
         for layer in self.layers:
@@ -209,7 +210,7 @@ class TransformerDecoder(nn.Module):
         T = tgt_in.size(1)
         steps = state["steps"] if state is not None else 0
         x = self.embed_tokens(tgt_in) * self.embed_scale + self.positions(T, steps, tgt_in.device)  # (B, T, D)
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, self.dropout, self.training)
         src_attend = padding_attend_mask(src_pad_mask)  # (B, 1, 1, S)
         # One new position sees everything cached: no mask. Otherwise causal, offset by the cache.
         self_attend = causal_attend_mask(T, steps, tgt_in.device) if T > 1 else None  # (T, steps + T)
