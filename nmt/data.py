@@ -140,7 +140,7 @@ def batch_by_tokens(
 ) -> list[np.ndarray]:
     """Length-bucketed batches of sentence indices; each batch's padded size fits `max_tokens`.
 
-    Sentences are sorted by (source length, target length, index) and cut greedily so that
+    Sentences are sorted by (target length, source length, index) and cut greedily so that
     n_sentences * longest (+1 for EOS/BOS) <= max_tokens on both sides, and n_sentences <=
     batch_size when given. Every index appears in exactly one batch; the result is deterministic.
     A sentence longer than `max_tokens` on its own raises UserError naming it.
@@ -156,7 +156,9 @@ def batch_by_tokens(
             f"sentence {i} needs {src[i]} source / {tgt[i]} target tokens with EOS, more than --max-tokens "
             f"{max_tokens} ({len(over)} such sentences); raise --max-tokens or preprocess with a lower --max-len"
         )
-    order = np.lexsort((np.arange(len(src)), tgt, src))
+    # Target length first: the decoder, output projection and loss are most of a step's work,
+    # so their padding costs more than the encoder's (without targets this sorts by source).
+    order = np.lexsort((np.arange(len(src)), src, tgt))
     cap = batch_size or len(src)
     bounds = [0]
     n = max_s = max_t = 0

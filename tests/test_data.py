@@ -102,9 +102,10 @@ def test_batch_by_tokens_budget_and_coverage(sizes, max_tokens, batch_size) -> N
 def test_batch_by_tokens_exact_and_too_long() -> None:
     src = np.array([3, 1, 3, 7, 1])
     tgt = np.array([2, 2, 5, 1, 0])
-    # sorted by (src, tgt, index): 4 (1,0), 1 (1,2), 0 (3,2), 2 (3,5), 3 (7,1)
-    assert [b.tolist() for b in batch_by_tokens(src, tgt, max_tokens=12)] == [[4, 1, 0], [2], [3]]
-    assert [b.tolist() for b in batch_by_tokens(src, tgt, max_tokens=12, batch_size=2)] == [[4, 1], [0, 2], [3]]
+    # sorted by (tgt, src, index): 4 (0,1), 3 (1,7), 1 (2,1), 0 (2,3), 2 (5,3); +1 for EOS/BOS on both sides
+    assert [b.tolist() for b in batch_by_tokens(src, tgt, max_tokens=12)] == [[4], [3], [1, 0], [2]]
+    assert [b.tolist() for b in batch_by_tokens(src, tgt, max_tokens=16)] == [[4, 3], [1, 0], [2]]
+    assert [b.tolist() for b in batch_by_tokens(src, tgt, max_tokens=16, batch_size=1)] == [[4], [3], [1], [0], [2]]
     with pytest.raises(UserError, match=r"sentence 3 needs 8 source / 2 target tokens .* --max-tokens 7"):
         batch_by_tokens(src, tgt, max_tokens=7)
 
