@@ -1,6 +1,9 @@
 """Helpers shared by several test files (importable because pytest puts tests/ on sys.path)."""
 
 import dataclasses
+import sys
+
+import pytest
 
 
 def shrink(cfg):
@@ -21,3 +24,15 @@ def shrink(cfg):
         elif "dropout" in n:
             changes[n] = 0.0
     return dataclasses.replace(cfg, **changes)
+
+
+def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """Run `nmt ARGS` in this process through the real entry point; (exit code, stdout, stderr)."""
+    from nmt import cli as nmt_cli
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["nmt", *args])
+    with pytest.raises(SystemExit) as e:
+        nmt_cli.main()
+    out = capsys.readouterr()
+    return (e.value.code or 0), out.out, out.err

@@ -9,7 +9,6 @@ other characters `str.splitlines` breaks at (\\x1c, \\u2028, a lone \\r, ...) st
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from nmt.models import arch_config, build_model
 from nmt.preprocess import preprocess
 from nmt.search import translate_batch
 from nmt.tokenizer import EOS, PAD, load_tokenizers, read_blobs
+from helpers import cli
 
 SIZES = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32", "decoder_embed_dim": "32",
          "encoder_ffn_embed_dim": "64", "decoder_ffn_embed_dim": "64", "encoder_attention_heads": "2",
@@ -71,17 +71,6 @@ def model_path(toy_data_dir, tmp_path_factory) -> str:
 def loaded(model_path):
     (item,) = load_models(model_path)
     return item
-
-
-def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from nmt import cli as nmt_cli
-
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["nmt", *args])
-    with pytest.raises(SystemExit) as e:
-        nmt_cli.main()
-    out = capsys.readouterr()
-    return (e.value.code or 0), out.out, out.err
 
 
 def generate(monkeypatch, capsys, model_path: str, path: Path, *extra) -> tuple[int, str, str]:

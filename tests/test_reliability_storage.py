@@ -23,6 +23,7 @@ from nmt import checkpoint as ckpt
 from nmt.data import read_meta
 from nmt.models import arch_config, build_model
 from nmt.tokenizer import read_blobs
+from helpers import cli
 
 TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
         "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
@@ -30,18 +31,6 @@ TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers
 SIZES = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32", "decoder_embed_dim": "32",
          "encoder_ffn_embed_dim": "64", "decoder_ffn_embed_dim": "64", "encoder_attention_heads": "2",
          "decoder_attention_heads": "2"}
-
-
-def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """Run `nmt ARGS` in this process; (exit code, stdout, stderr)."""
-    from nmt import cli as nmt_cli
-
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["nmt", *args])
-    with pytest.raises(SystemExit) as e:
-        nmt_cli.main()
-    out = capsys.readouterr()
-    return (e.value.code or 0), out.out, out.err
 
 
 def assert_one_error_line(code: int, err: str, message: str) -> None:
