@@ -27,16 +27,18 @@ import torch
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig
 from nmt.data import PairDataset, TokenArray, batch_by_tokens, collate
+from nmt.generate import batch_budget
 from nmt.search import PAD, translate_batch
 
 DEFAULT_DATA = Path(os.environ.get("MULTI30K", Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"))
 
 
-def load_batches(path: Path, src_tok, max_tokens: int, max_src: int) -> tuple[list[torch.Tensor], int]:
+def load_batches(path: Path, src_tok, max_tokens: int, beam: int, max_src: int) -> tuple[list[torch.Tensor], int]:
     lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
     ids = [src_tok.encode(line)[: max_src - 1] for line in lines]
     pairs = PairDataset(TokenArray.from_sequences(ids))
-    batches = batch_by_tokens(np.asarray(pairs.src.sizes), None, max_tokens)
+    sizes = np.asarray(pairs.src.sizes)
+    batches = batch_by_tokens(sizes, None, batch_budget(max_tokens, beam, int(sizes.max())))
     return [(collate(pairs, idx).src, idx) for idx in batches], len(lines)
 
 
@@ -72,10 +74,10 @@ def main() -> int:
         print(f"error: {path} not found (give --data or set MULTI30K)", file=sys.stderr)
         return 2
     max_src = min(m.max_positions()[0] for m in models)
-    batches, n = load_batches(path, loaded[0].src_tok, args.max_tokens, max_src)
-    print(f"{path}: {n} sentences, {len(batches)} batches; {loaded[0].arch}; {args.threads} threads; "
-          f"torch {torch.__version__}")
+    print(f"{path}; {loaded[0].arch}; {args.threads} threads; torch {torch.__version__}")
     for beam in [int(b) for b in args.beams.split(",")]:
+        batches, n = load_batches(path, loaded[0].src_tok, args.max_tokens, beam, max_src)
+        print(f"beam {beam}: {n} sentences in {len(batches)} batches")
         cfg = GenerateConfig(beam=beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b)
         timed(models, batches[:1], cfg)  # warm-up
         secs, tokens, out = timed(models, batches, cfg)
