@@ -9,7 +9,7 @@
 #
 #   NMT_DATA_DIR=../shared/data/multi30k bash recipes/seq2seq_ablation.sh
 #   BUDGET=2000 (updates per variant)  WORK=work/ablation  OUT=docs/lstm.md  SRC=en TGT=fr
-#   TEST=test2016 (test split prefix)  VARIANTS="baseline additive" (a subset)  NMT="python -m nmt"
+#   TEST=test2016 (test split prefix)  VOCAB=8000  VARIANTS="baseline additive" (a subset)  NMT="python -m nmt"
 #
 # Time: BUDGET updates x 12 variants; on a 2-core CPU count about 1-2 s per update for the
 # LSTM variants at --max-tokens 4096.
@@ -23,6 +23,7 @@ TGT="${TGT:-fr}"
 TEST="${TEST:-test2016}"
 BUDGET="${BUDGET:-2000}"
 MAX_TOKENS="${MAX_TOKENS:-4096}"
+VOCAB="${VOCAB:-8000}"
 NMT="${NMT:-nmt}"
 PY="${PYTHON:-python3}"
 
@@ -51,7 +52,7 @@ mkdir -p "$WORK/logs" "$WORK/hyp"
 if [ ! -f "$DATA/meta.json" ]; then
   $NMT preprocess --source-lang "$SRC" --target-lang "$TGT" --trainpref "$DATA_RAW/train" \
       --validpref "$DATA_RAW/valid" --testpref "$DATA_RAW/$TEST" --destdir "$DATA" \
-      --vocab-size 8000 --joined-dictionary
+      --vocab-size "$VOCAB" --joined-dictionary
 fi
 
 for name in $ORDER; do
@@ -83,7 +84,8 @@ for name in order:
             rec = json.loads(line[line.index("{"):])
             if "valid on" in rec["tag"]:
                 valid = rec
-            updates = rec.get("num_updates", updates)
+        if "nmt.train | done in " in line:  # "done in 12.3 s, 2000 updates"
+            updates = int(line.rsplit(",", 1)[1].split()[0])
     score = json.load(open(f"{work}/logs/{name}.score.json", encoding="utf-8"))
     bleu = score["systems"][0]["bleu"]["score"]
     seconds = int(open(f"{work}/logs/{name}.seconds").read())
