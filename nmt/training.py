@@ -231,16 +231,16 @@ class Run:
     def run(self) -> int:
         """Train until a stopping rule fires; returns the process exit code."""
         cfg, p, t = self.cfg, self.progress, self.trainer
-        if self.info.is_main and self.restore is None:
+        if self.info.is_main:
             log.info("config: %s", json.dumps(C.asdict(cfg)))
             log.info("model %s: %s", self.arch, json.dumps(C.asdict(self.model_cfg)))
             log.info("parameters: %s", json.dumps(param_summary(t.model)))
-            if cfg.save_init_checkpoint and not cfg.no_save:
-                init = os.path.join(cfg.save_dir, "checkpoint_init.pt")
-                try:
-                    ckpt.save_model(init, t.model, self.model_cfg, self.arch, self.meta, self.blobs)
-                except OSError as e:
-                    raise UserError(f"cannot write {init}: {e.strerror or e}") from None
+        if self.info.is_main and self.restore is None and cfg.save_init_checkpoint and not cfg.no_save:
+            init = os.path.join(cfg.save_dir, "checkpoint_init.pt")
+            try:
+                ckpt.save_model(init, t.model, self.model_cfg, self.arch, self.meta, self.blobs)
+            except OSError as e:
+                raise UserError(f"cannot write {init}: {e.strerror or e}") from None
         with self.stop.installed():
             while True:
                 if self._done_before_epoch():

@@ -43,14 +43,14 @@ def _params(path):
 
 
 def test_interrupted_and_resumed_run_equals_uninterrupted(toy_data_dir, tmp_path, capfd):
-    # 1600 train pairs at 600 tokens/batch is ~45 batches: 60 updates cross an epoch boundary.
-    assert _run(_args(toy_data_dir, tmp_path / "a", "--max-update", "60", "--dropout", "0.2")) == 0
+    # 1600 train pairs at 600 tokens/batch make 60 batches: 75 updates cross an epoch boundary.
+    assert _run(_args(toy_data_dir, tmp_path / "a", "--max-update", "75", "--dropout", "0.2")) == 0
     full = _losses(capfd.readouterr().err)
     assert _run(_args(toy_data_dir, tmp_path / "b", "--max-update", "23", "--dropout", "0.2")) == 0
     first = _losses(capfd.readouterr().err)
-    assert _run(_args(toy_data_dir, tmp_path / "b", "--max-update", "60", "--dropout", "0.2")) == 0
+    assert _run(_args(toy_data_dir, tmp_path / "b", "--max-update", "75", "--dropout", "0.2")) == 0
     second = _losses(capfd.readouterr().err)
-    assert sorted(first) == list(range(1, 24)) and sorted(second) == list(range(24, 61))
+    assert sorted(first) == list(range(1, 24)) and sorted(second) == list(range(24, 76))
     assert {**first, **second} == full  # logged losses identical, update by update
     a, b = _params(tmp_path / "a" / "checkpoint_last.pt"), _params(tmp_path / "b" / "checkpoint_last.pt")
     for k in a:
