@@ -18,15 +18,6 @@ LSTM_ARCHS = sorted(a for a in ARCHS if a.startswith("lstm"))
 V = 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: extra threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(arch: str = "lstm_luong", **changes) -> torch.nn.Module:
     """A small eval-mode model of `arch` (hidden 16, or 32 where a concat bridge joins two directions)."""
     torch.manual_seed(0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from nmt.checkpoint import save_model
 from nmt.data import read_meta
 from nmt.models import arch_config, build_model
 from nmt.tokenizer import read_blobs
+from helpers import cli
 
 TINY = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
         "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
@@ -119,17 +119,6 @@ def model_path(toy_data_dir, tmp_path_factory) -> str:
     return str(path)
 
 
-def run_cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
-    from nmt import cli
-
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["nmt", *args])
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    out = capsys.readouterr()
-    return (e.value.code or 0), out.out, out.err
-
-
 def assert_flag_error(code: int, out: str, err: str, message: str) -> None:
     assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1, err[-1500:]
     assert message in err and "Traceback" not in err
@@ -139,18 +128,18 @@ def assert_flag_error(code: int, out: str, err: str, message: str) -> None:
 def test_train_bad_flag(flag, value, message, toy_data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["train", str(toy_data_dir), "--save-dir", str(tmp_path / "ckpt"), *TINY, flag, value]
-    assert_flag_error(*run_cli(monkeypatch, capsys, args), message)
+    assert_flag_error(*cli(monkeypatch, capsys, *args), message)
 
 
 @pytest.mark.parametrize("flag, value, message", GENERATE)
 def test_generate_bad_flag(flag, value, message, model_path, tmp_path, monkeypatch, capsys):
     (tmp_path / "in.txt").write_text("a small cat\n", encoding="utf-8")
     args = ["generate", "--path", model_path, "--input", str(tmp_path / "in.txt"), "--device", "cpu", flag, value]
-    assert_flag_error(*run_cli(monkeypatch, capsys, args), message)
+    assert_flag_error(*cli(monkeypatch, capsys, *args), message)
 
 
 def test_generate_non_number_is_a_usage_error_naming_the_flag(model_path, tmp_path, monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, ["generate", "--path", model_path, "--input", "-", "--beam", "wide"])
+    code, out, err = cli(monkeypatch, capsys, "generate", "--path", model_path, "--input", "-", "--beam", "wide")
     assert code == 2 and out == "" and "Invalid value for '--beam'" in err
 
 
@@ -159,14 +148,14 @@ def test_preprocess_bad_flag(flag, value, message, toy_raw_dir, tmp_path, monkey
     dest = tmp_path / "bin"
     args = ["preprocess", "-s", "en", "-t", "fr", "--trainpref", str(toy_raw_dir / "valid"), "--destdir", str(dest),
             "--vocab-size", "60", flag, value]
-    assert_flag_error(*run_cli(monkeypatch, capsys, args), message)
+    assert_flag_error(*cli(monkeypatch, capsys, *args), message)
     assert not dest.exists()
 
 
 @pytest.mark.parametrize("flag, value, message", SCORE)
 def test_score_bad_flag(flag, value, message, toy_raw_dir, monkeypatch, capsys):
     ref = str(toy_raw_dir / "test.fr")
-    assert_flag_error(*run_cli(monkeypatch, capsys, ["score", "--sys", ref, "--ref", ref, flag, value]), message)
+    assert_flag_error(*cli(monkeypatch, capsys, "score", "--sys", ref, "--ref", ref, flag, value), message)
 
 
 @pytest.mark.parametrize("flag, value, message", VISUALIZE)
@@ -174,5 +163,5 @@ def test_visualize_attn_bad_flag(flag, value, message, model_path, tmp_path, mon
     out_dir = tmp_path / "attn"
     args = ["visualize-attn", "--path", model_path, "--source", "a small cat", "--out", str(out_dir), "--device", "cpu",
             flag, value]
-    assert_flag_error(*run_cli(monkeypatch, capsys, args), message)
+    assert_flag_error(*cli(monkeypatch, capsys, *args), message)
     assert not out_dir.exists() or not any(out_dir.iterdir())

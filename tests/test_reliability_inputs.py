@@ -46,14 +46,6 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model_path(toy_data_dir, tmp_path_factory) -> str:
     """An untrained tiny transformer for the toy data dir (its meta and tokenizer)."""

@@ -52,15 +52,6 @@ def save_tiny(path: Path, arch: str = "transformer_tiny", seed: int = 0, meta=No
     return str(path)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models decode step by step: extra intra-op threads only add contention here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("ckpt")
