@@ -23,7 +23,7 @@ import torch
 from nmt import checkpoint as ckpt
 from nmt import config as C
 from nmt import dist
-from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta, shard
+from nmt.data import BatchDataset, batch_by_tokens, collate, epoch_order, load_split, read_meta, shard
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model, config_from_dict
 from nmt.optim import plateau_update
@@ -93,6 +93,8 @@ class Run:
         if self.restore is not None:
             self._load_train_state(self.restore.get("train_state"))
         self.batches = batch_by_tokens(self.train_data.src.sizes, self.train_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        self.valid_batches = [] if self.valid_data is None else batch_by_tokens(
+            self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
         self.stop = StopFlag()
 
     # ------------------------------------------------------------------ checkpoints
@@ -172,10 +174,9 @@ class Run:
         if self.valid_data is None:
             return None
         cfg = self.cfg
-        vb = batch_by_tokens(self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
         meter = Meter(self.device)
-        for idx in vb[self.info.rank :: self.info.world_size]:
-            stats = self.trainer.valid_step(BatchDataset(self.valid_data, [idx])[0])
+        for idx in self.valid_batches[self.info.rank :: self.info.world_size]:
+            stats = self.trainer.valid_step(collate(self.valid_data, idx))
             meter.add({**stats, "gnorm": torch.zeros(())})
         r = meter.reduce(self.info)
         values = {"loss": r["loss"], "nll_loss": r["nll_loss"], "ppl": r["ppl"]}
