@@ -333,3 +333,30 @@ def test_transformer_init_and_config_errors():
         small_model("transformer_tiny", {"encoder_attention_heads": 3})
     with pytest.raises(UserError, match="activation"):
         small_model("transformer_tiny", {"activation_fn": "tanh"})
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_dropout_rate_scale_and_seed(p):
+    """CPU dropout drops a fraction p (to 1/65536), scales the rest by 1/(1-p), keeps E[x]."""
+    x = torch.ones(400, 1000)
+    torch.manual_seed(3)
+    a = L.dropout(x, p, training=True)
+    torch.manual_seed(3)
+    b = L.dropout(x, p, training=True)
+    assert torch.equal(a, b)  # the global generator alone decides the mask
+    p_used = round(p * 65536) / 65536
+    kept = a != 0
+    assert abs(1 - kept.float().mean().item() - p_used) < 3e-3  # 4e5 draws: 5 sigma < 3e-3
+    assert torch.all(a[kept] == 1 / (1 - p_used))
+    assert abs(a.mean().item() - 1.0) < 5e-3
+    assert torch.equal(L.dropout(x, p, training=False), x)
+    odd = L.dropout(torch.ones(7, 3), p, training=True)  # size not a multiple of 4
+    assert odd.shape == (7, 3) and torch.all((odd == 0) | (odd == 1 / (1 - p_used)))
+
+
+def test_dropout_gradient_is_the_mask():
+    x = torch.randn(50, 40, requires_grad=True)
+    torch.manual_seed(0)
+    y = L.dropout(x, 0.25, training=True)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.where(y != 0, torch.full_like(x, 1 / 0.75), torch.zeros_like(x)), atol=1e-6)

@@ -50,22 +50,30 @@ def additive_mask(attend: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.zeros(attend.shape, dtype=dtype, device=attend.device).masked_fill(~attend, float("-inf"))
 
 
-# ----------------------------------------------------------------------------- positions
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Inverted dropout, same distribution as F.dropout, any shape.
+    """Inverted dropout, any shape: zero each element with probability p, scale the rest by 1/(1-p).
 
-    On CPU the mask is drawn with `rand_like(x) >= p` and scaled in place: uniform sampling is
-    vectorized, while the bernoulli_ kernel F.dropout uses is not, and the whole forward +
-    backward took 16 ms instead of 28 ms on a (3300, 1024) tensor. GPUs keep the fused kernel.
+    On CPU the mask comes from raw random bits: each 64-bit draw of the generator gives four
+    16-bit lanes, and an element is dropped when its lane falls in the lowest round(p * 65536)
+    of the 65536 values (so p is used to 1/65536: 0.1 acts as 0.100006). That is a quarter of
+    the generator calls of `rand_like(x) >= p`, whose uniform floats each take one, and the
+    kernels are vectorized where `bernoulli_` (F.dropout's) is not: forward + backward on a
+    (4092, 1024) tensor took 12 ms instead of 20 ms with uniform floats and 28 ms with
+    F.dropout. GPUs keep the fused kernel.
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
+    dropped = round(p * 65536)  # how many of the 65536 lane values mean "drop"
+    if x.device.type != "cpu" or dropped >= 65536:
         return F.dropout(x, p=p, training=True)
-    mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # (same shape as x): 0 or 1/(1-p)
+    n = x.numel()
+    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    lanes = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    mask = (lanes >= dropped - 32768).to(x.dtype).mul_(65536 / (65536 - dropped))  # 0 or 1/(1-p)
     return x * mask
 
 
+# ----------------------------------------------------------------------------- positions
 def sinusoidal_embedding(positions: Tensor, dim: int) -> Tensor:
     """positions (...,) integer -> (..., dim) float32, fairseq's layout [sin(p w_0..w_h-1), cos(p w_0..w_h-1)].
 
