@@ -323,6 +323,13 @@ def transformer_small() -> TransformerConfig:
     return _arch(4, 256, 1024, 4, dropout=0.3)
 
 
+@register(ARCHS, "transformer_multi30k")
+def transformer_multi30k() -> TransformerConfig:
+    """4+4 layers, D 128, FFN 256, 4 heads, dropout 0.3: ~2.3M parameters with shared 8k embeddings,
+    the size of Wu et al. 2021's text-only Transformer-Tiny; recipes/multi30k.sh trains it."""
+    return _arch(4, 128, 256, 4, dropout=0.3)
+
+
 @register(ARCHS, "transformer_iwslt_de_en")
 def transformer_iwslt_de_en() -> TransformerConfig:
     """6+6 layers, D 512, FFN 1024, 4 heads (fairseq's IWSLT'14 de-en recipe)."""
