@@ -146,6 +146,10 @@ class TrainConfig:
     validate_interval_updates: int = 0  # 0 = only at epoch ends
     eval_bleu: bool = False
     eval_bleu_beam: int = 1
+    # Validation translations stop at a * source length + b tokens, as fairseq recipes pass
+    # in --eval-bleu-args: an early model that never emits EOS would run 200 steps otherwise.
+    eval_bleu_max_len_a: float = 1.2
+    eval_bleu_max_len_b: int = 10
     best_checkpoint_metric: str = "loss"  # loss | nll_loss | ppl | bleu
     log_interval: int = 100
     log_format: str = "simple"  # simple | json

@@ -110,6 +110,8 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (cfg.validate_interval_updates >= 0, "--validate-interval-updates must be >= 0"),
         (cfg.save_interval_updates >= 0, "--save-interval-updates must be >= 0"),
         (cfg.eval_bleu_beam >= 1, "--eval-bleu-beam must be >= 1"),
+        (cfg.eval_bleu_max_len_a >= 0 and cfg.eval_bleu_max_len_b >= 1,
+         "--eval-bleu-max-len-a must be >= 0 and --eval-bleu-max-len-b >= 1"),
         (cfg.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
         (cfg.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
         (cfg.log_format in ("simple", "json"), "--log-format must be simple or json"),

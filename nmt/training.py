@@ -206,7 +206,8 @@ class Run:
         from nmt.config import GenerateConfig
         from nmt.generate import translate_split
 
-        gen = GenerateConfig(beam=self.cfg.eval_bleu_beam, max_tokens=self.cfg.max_tokens)
+        gen = GenerateConfig(beam=self.cfg.eval_bleu_beam, max_tokens=self.cfg.max_tokens,
+                             max_len_a=self.cfg.eval_bleu_max_len_a, max_len_b=self.cfg.eval_bleu_max_len_b)
         hyps = translate_split([self.trainer.model], self.valid_data, self.tgt_tok, gen, self.device)
         refs = [self.tgt_tok.decode(self.valid_data.tgt[i].tolist()) for i in range(len(self.valid_data))]
         return float(sacrebleu.corpus_bleu(hyps, [refs]).score)

@@ -44,33 +44,37 @@ mkdir -p "$RAW"
 start=$(date +%s)
 
 # ------------------------------------------------------------------ data
-fetch() {  # fetch NAME_IN_ARCHIVE SPLIT LANG: download one gzipped file of the public release
-    local tmp="$RAW/.$2.$3.gz"
-    if ! curl -fsSL --retry 2 -o "$tmp" "$URL/$1.$3.gz"; then
-        echo "error: cannot download $URL/$1.$3.gz (no network?); set NMT_DATA_DIR to a local Multi30k copy" >&2
-        rm -f "$tmp"; exit 2
+# The public release has 29,000 / 1,014 / 1,000 lines; anything else is not Multi30k task 1.
+# Each file is checked before it takes its final name under $RAW, so a bad copy or a broken
+# download never stays behind to be trusted by a re-run.
+declare -A LINES=([train]=29000 [valid]=1014 [test2016]=1000)
+declare -A REMOTE=([train]=train [valid]=val [test2016]=test_2016_flickr)
+command -v curl > /dev/null || [[ -n "${NMT_DATA_DIR:-}" ]] || { echo "error: curl is needed to download Multi30k (or set NMT_DATA_DIR to a local copy)" >&2; exit 2; }
+place() {  # place SPLIT LANG: $RAW/SPLIT.LANG from the local copy or the public release
+    local split=$1 lang=$2 origin tmp="$RAW/.$1.$2.part"
+    if [[ -n "${NMT_DATA_DIR:-}" ]]; then
+        origin="$NMT_DATA_DIR/$split.$lang"
+        [[ -r "$origin" ]] || { echo "error: $origin is missing or unreadable" >&2; exit 2; }
+        cp "$origin" "$tmp"
+    else
+        origin="$URL/${REMOTE[$split]}.$lang.gz"
+        echo "== downloading $origin"
+        if ! curl -fsSL --retry 2 -o "$tmp.gz" "$origin" 2> /dev/null || ! gzip -dc "$tmp.gz" > "$tmp" 2> /dev/null; then
+            rm -f "$tmp" "$tmp.gz"
+            echo "error: cannot download $origin (no network?); set NMT_DATA_DIR to a local Multi30k copy" >&2; exit 2
+        fi
+        rm -f "$tmp.gz"
     fi
-    gzip -dc "$tmp" > "$RAW/.$2.$3" && mv "$RAW/.$2.$3" "$RAW/$2.$3" && rm -f "$tmp"
+    local got; got=$(wc -l < "$tmp")
+    if [[ "$got" -ne "${LINES[$split]}" ]]; then
+        rm -f "$tmp"
+        echo "error: $origin has $got lines, Multi30k $split has ${LINES[$split]}" >&2; exit 2
+    fi
+    mv "$tmp" "$RAW/$split.$lang"
 }
 for lang in "$SRC" "$TGT"; do
     for split in train valid test2016; do
-        [[ -s "$RAW/$split.$lang" ]] && continue
-        if [[ -n "${NMT_DATA_DIR:-}" ]]; then
-            [[ -r "$NMT_DATA_DIR/$split.$lang" ]] || { echo "error: $NMT_DATA_DIR/$split.$lang is missing or unreadable" >&2; exit 2; }
-            cp "$NMT_DATA_DIR/$split.$lang" "$RAW/$split.$lang"
-        else
-            case $split in train) name=train;; valid) name=val;; test2016) name=test_2016_flickr;; esac
-            echo "== downloading $name.$lang"
-            fetch "$name" "$split" "$lang"
-        fi
-    done
-done
-# The public release has 29,000 / 1,014 / 1,000 lines; anything else is not Multi30k task 1.
-for pair in train:29000 valid:1014 test2016:1000; do
-    split=${pair%%:*}; want=${pair##*:}
-    for lang in "$SRC" "$TGT"; do
-        got=$(wc -l < "$RAW/$split.$lang")
-        [[ "$got" -eq "$want" ]] || { echo "error: $RAW/$split.$lang has $got lines, Multi30k has $want" >&2; exit 2; }
+        [[ -s "$RAW/$split.$lang" ]] || place "$split" "$lang"
     done
 done
 
