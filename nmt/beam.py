@@ -51,13 +51,16 @@ def beam_search(
         lprobs, attn = ens.first_step(k, need_attn) if step == 0 else ens.step(tokens[:, -1:], need_attn)
         lprobs = adjust_lprobs(lprobs, tokens, step, sent_max.repeat_interleave(k), cfg)  # (N, V)
         vocab = lprobs.size(1)
-        flat_lp = lprobs.view(bl, k * vocab)  # (Bl, K*V)
-        cand = scores.view(bl, k, 1) + lprobs.view(bl, k, vocab)  # (Bl, K, V)
-        c = min(2 * k, k * vocab)
-        cand_scores, cand_idx = cand.view(bl, k * vocab).topk(c, dim=1)  # (Bl, C) best first
-        cand_tok = cand_idx % vocab
-        cand_rows = cand_idx // vocab + (torch.arange(bl, device=device) * k)[:, None]  # (Bl, C) live row
-        cand_lp = flat_lp.gather(1, cand_idx)  # (Bl, C) the step log-prob of each candidate
+        # Each sentence's best 2K candidates are among the best 2K of each of its beams (a beam's
+        # score is one constant per row), so rank within rows first and never build all K*V sums.
+        per_row = min(2 * k, vocab)
+        row_lp, row_tok = lprobs.topk(per_row, dim=1)  # (N, per_row) best first
+        cand = scores.view(bl, k, 1) + row_lp.view(bl, k, per_row)  # (Bl, K, per_row)
+        c = min(2 * k, k * per_row)
+        cand_scores, cand_pos = cand.view(bl, k * per_row).topk(c, dim=1)  # (Bl, C) best first
+        cand_tok = row_tok.view(bl, k * per_row).gather(1, cand_pos)
+        cand_rows = cand_pos // per_row + (torch.arange(bl, device=device) * k)[:, None]  # (Bl, C) live row
+        cand_lp = row_lp.view(bl, k * per_row).gather(1, cand_pos)  # (Bl, C) the step log-prob of each candidate
         is_eos = cand_tok == EOS
 
         # EOS candidates within the best K finish, while the sentence has free slots.

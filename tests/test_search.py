@@ -23,7 +23,11 @@ def _dist(spec: dict[int, float], vocab: int) -> torch.Tensor:
     """Probabilities (V,) with the given entries and the remaining mass spread over the others."""
     rest = [v for v in range(vocab) if v not in spec]
     left = 1.0 - sum(spec.values())
-    p = torch.full((vocab,), left / len(rest) if rest else 0.0, dtype=torch.float64)
+    # Spread slightly unevenly (lower ids a little likelier): no two tokens tie, so no expected
+    # output depends on how top-k orders equal scores, which PyTorch leaves unspecified.
+    weights = torch.tensor([1.0 - 0.01 * i for i in range(len(rest))], dtype=torch.float64)
+    p = torch.zeros(vocab, dtype=torch.float64)
+    p[rest] = left * weights / weights.sum() if rest else p[rest]
     for v, q in spec.items():
         p[v] = q
     return p
@@ -173,7 +177,10 @@ def test_pad_and_bos_are_never_generated():
 
 
 def test_no_repeat_ngram_blocks_repeats():
-    script = {(): {A: 0.9}, (A,): {B: 0.9}, (A, B): {A: 0.9}, (A, B, A): {B: 0.8, C: 0.15, EOS: 0.04}}
+    # No EOS before the 4th token, so with beam 3 no short hypothesis fills the finished slots
+    # before the repeated bigram is reached.
+    script = {(): {A: 0.9, EOS: 0.0}, (A,): {B: 0.9, EOS: 0.0}, (A, B): {A: 0.9, EOS: 0.0},
+              (A, B, A): {B: 0.8, C: 0.15, EOS: 0.04}}
     for beam in (1, 3):
         plain = _run(ScriptedModel(script), GenerateConfig(beam=beam))[0][0]
         blocked = _run(ScriptedModel(script), GenerateConfig(beam=beam, no_repeat_ngram_size=2))[0][0]
