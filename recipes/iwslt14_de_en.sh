@@ -38,7 +38,8 @@
 set -euo pipefail
 
 usage() { echo "usage: [NMT_DATA_DIR=DIR] bash recipes/iwslt14_de_en.sh [SRC TGT]   (de en, the default, or en de)" >&2; exit 2; }
-die() { echo "error: $*" >&2; exit 2; }
+# shellcheck source=recipes/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 case $# in
     0) SRC=de; TGT=en ;;
     2) SRC="$1"; TGT="$2" ;;
@@ -73,20 +74,6 @@ ORIG="$WORK/orig"; RAW="$WORK/raw"; DATA="$WORK/data-bin"; CKPT="$WORK/ckpt"
 mkdir -p "$ORIG" "$RAW"
 start=$(date +%s)
 
-need() { local t; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || die "'$t' is required but was not found on PATH"; done; }
-
-fetch() {  # fetch URL DEST: download to DEST.part, rename when complete; one error line when it fails
-    local url="$1" dest="$2" reason
-    need curl
-    echo "== downloading $url"
-    if ! reason=$(curl -fsSL --retry 2 --connect-timeout 30 -o "$dest.part" "$url" 2>&1); then
-        rm -f "$dest.part"
-        reason="${reason##*$'\n'}"
-        die "cannot download $url (${reason:-no network?}); set NMT_DATA_DIR to a directory holding de-en.tgz"
-    fi
-    mv "$dest.part" "$dest"
-}
-
 # ------------------------------------------------------------------ data
 TEST_SETS="IWSLT14.TED.dev2010 IWSLT14.TEDX.dev2012 IWSLT14.TED.tst2010 IWSLT14.TED.tst2011 IWSLT14.TED.tst2012"
 ready=1
@@ -104,7 +91,7 @@ if (( ! ready )); then
         fi
     else
         TGZ="$ORIG/de-en.tgz"
-        [[ -s "$TGZ" || -d "$ORIG/de-en" ]] || fetch "$URL" "$TGZ"
+        [[ -s "$TGZ" || -d "$ORIG/de-en" ]] || fetch "$URL" "$TGZ" "set NMT_DATA_DIR to a directory holding de-en.tgz"
     fi
     if [[ -z "$SRCDIR" ]]; then
         SRCDIR="$ORIG/de-en"

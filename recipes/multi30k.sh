@@ -22,6 +22,8 @@
 # A re-run resumes training from $WORK/ckpt/checkpoint_last.pt and redoes the later steps.
 set -euo pipefail
 
+# shellcheck source=recipes/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 usage() { echo "usage: [NMT_DATA_DIR=DIR] bash recipes/multi30k.sh SRC TGT   (SRC, TGT: two of en, de, fr)" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 SRC="$1"; TGT="$2"
@@ -49,26 +51,22 @@ start=$(date +%s)
 # download never stays behind to be trusted by a re-run.
 declare -A LINES=([train]=29000 [valid]=1014 [test2016]=1000)
 declare -A REMOTE=([train]=train [valid]=val [test2016]=test_2016_flickr)
-command -v curl > /dev/null || [[ -n "${NMT_DATA_DIR:-}" ]] || { echo "error: curl is needed to download Multi30k (or set NMT_DATA_DIR to a local copy)" >&2; exit 2; }
 place() {  # place SPLIT LANG: $RAW/SPLIT.LANG from the local copy or the public release
     local split=$1 lang=$2 origin tmp="$RAW/.$1.$2.part"
     if [[ -n "${NMT_DATA_DIR:-}" ]]; then
         origin="$NMT_DATA_DIR/$split.$lang"
-        [[ -r "$origin" ]] || { echo "error: $origin is missing or unreadable" >&2; exit 2; }
+        [[ -r "$origin" ]] || die "$origin is missing or unreadable"
         cp "$origin" "$tmp"
     else
         origin="$URL/${REMOTE[$split]}.$lang.gz"
-        echo "== downloading $origin"
-        if ! curl -fsSL --retry 2 -o "$tmp.gz" "$origin" 2> /dev/null || ! gzip -dc "$tmp.gz" > "$tmp" 2> /dev/null; then
-            rm -f "$tmp" "$tmp.gz"
-            echo "error: cannot download $origin (no network?); set NMT_DATA_DIR to a local Multi30k copy" >&2; exit 2
-        fi
+        fetch "$origin" "$tmp.gz" "set NMT_DATA_DIR to a local Multi30k copy"
+        gzip -dc "$tmp.gz" > "$tmp" 2> /dev/null || { rm -f "$tmp" "$tmp.gz"; die "$origin is not a gzip file"; }
         rm -f "$tmp.gz"
     fi
     local got; got=$(wc -l < "$tmp")
     if [[ "$got" -ne "${LINES[$split]}" ]]; then
         rm -f "$tmp"
-        echo "error: $origin has $got lines, Multi30k $split has ${LINES[$split]}" >&2; exit 2
+        die "$origin has $got lines, Multi30k $split has ${LINES[$split]}"
     fi
     mv "$tmp" "$RAW/$split.$lang"
 }

@@ -53,7 +53,8 @@
 set -euo pipefail
 
 usage() { echo "usage: [ARCH=transformer_big|transformer_base] [GPUS=N] [NNODES=N NODE_RANK=R MASTER_ADDR=HOST] bash recipes/wmt14_en_de.sh" >&2; exit 2; }
-die() { echo "error: $*" >&2; exit 2; }
+# shellcheck source=recipes/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $# -eq 0 ]] || usage
 
 ARCH="${ARCH:-transformer_big}"
@@ -97,20 +98,6 @@ ORIG="$WORK/orig"; RAW="$WORK/raw"; DATA="$WORK/data-bin"; CKPT="$WORK/ckpt"
 mkdir -p "$ORIG" "$RAW"
 start=$(date +%s)
 
-need() { local t; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || die "'$t' is required but was not found on PATH"; done; }
-
-fetch() {  # fetch URL DEST: download to DEST.part, rename when complete; one error line when it fails
-    local url="$1" dest="$2" reason
-    need curl
-    echo "== downloading $url"
-    if ! reason=$(curl -fsSL --retry 2 --connect-timeout 30 -o "$dest.part" "$url" 2>&1); then
-        rm -f "$dest.part"
-        reason="${reason##*$'\n'}"
-        die "cannot download $url (${reason:-no network?}); set NMT_DATA_DIR to a directory holding the archives"
-    fi
-    mv "$dest.part" "$dest"
-}
-
 get_archive() {  # get_archive URL: sets ARCHIVE to NMT_DATA_DIR/NAME, or to ORIG/NAME (downloaded)
     local name="${1##*/}"
     if [[ -n "${NMT_DATA_DIR:-}" ]]; then
@@ -118,7 +105,7 @@ get_archive() {  # get_archive URL: sets ARCHIVE to NMT_DATA_DIR/NAME, or to ORI
         [[ -r "$ARCHIVE" ]] || die "$ARCHIVE is missing or unreadable (NMT_DATA_DIR must hold every archive)"
     else
         ARCHIVE="$ORIG/$name"
-        [[ -s "$ARCHIVE" ]] || fetch "$1" "$ARCHIVE"
+        [[ -s "$ARCHIVE" ]] || fetch "$1" "$ARCHIVE" "set NMT_DATA_DIR to a directory holding the archives"
     fi
 }
 
