@@ -25,9 +25,10 @@ def _dist(spec: dict[int, float], vocab: int) -> torch.Tensor:
     left = 1.0 - sum(spec.values())
     # Spread slightly unevenly (lower ids a little likelier): no two tokens tie, so no expected
     # output depends on how top-k orders equal scores, which PyTorch leaves unspecified.
-    weights = torch.tensor([1.0 - 0.01 * i for i in range(len(rest))], dtype=torch.float64)
     p = torch.zeros(vocab, dtype=torch.float64)
-    p[rest] = left * weights / weights.sum() if rest else p[rest]
+    if rest:
+        weights = torch.tensor([1.0 - 0.01 * i for i in range(len(rest))], dtype=torch.float64)
+        p[rest] = left * weights / weights.sum()
     for v, q in spec.items():
         p[v] = q
     return p
