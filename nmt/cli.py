@@ -172,7 +172,8 @@ def generate(
     batch_size: Optional[int] = typer.Option(None, help="Cap on sentences per batch."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (auto)."),
     amp: Optional[str] = typer.Option(None, help="none | bf16 | fp16 (none)."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads on CPU."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads in all (torch's default)."),
+    workers: Optional[int] = typer.Option(None, help="Batches decoded at once, sharing --threads (1)."),
     format: Optional[str] = typer.Option(None, "--format", help="plain | fairseq (plain)."),
     print_alignment: bool = typer.Option(False, "--print-alignment", help="A-i alignment lines (--format fairseq)."),
     quiet: bool = typer.Option(False, "--quiet", help="Only the summary (and BLEU); no translations."),
@@ -185,14 +186,15 @@ def generate(
     come from nmt.config.GenerateConfig.
     """
     from nmt.config import GenerateConfig
-    from nmt.generate import Progress, run, summary
+    from nmt.gen_output import Progress, summary
+    from nmt.generate import run
 
     given = dict(
         gen_subset=gen_subset, input=input, output=output, beam=beam, nbest=nbest, lenpen=lenpen,
         max_len_a=max_len_a, max_len_b=max_len_b, min_len=min_len, no_repeat_ngram_size=no_repeat_ngram_size,
         unkpen=unkpen, sampling_topk=sampling_topk, sampling_topp=sampling_topp, temperature=temperature,
         seed=seed, max_tokens=max_tokens, batch_size=batch_size, device=device, amp=amp, threads=threads,
-        format=format, chunk_size=chunk_size,
+        workers=workers, format=format, chunk_size=chunk_size,
     )
     cfg = GenerateConfig(
         path=path, data=data, sampling=sampling, print_alignment=print_alignment, quiet=quiet,

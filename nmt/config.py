@@ -198,7 +198,8 @@ class GenerateConfig:
     print_alignment: bool = False  # fairseq format: A-i lines (argmax of cross-attention)
     quiet: bool = False  # only the summary (and BLEU), no translations, no progress
     chunk_size: int = 2000  # raw text lines read, translated and written at a time
-    threads: Optional[int] = None  # torch intra-op threads on CPU
+    threads: Optional[int] = None  # CPU threads in all (torch's default when None)
+    workers: int = 1  # batches decoded at once, each on threads / workers intra-op threads
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -37,26 +36,10 @@ from torch import nn
 from nmt.config import GenerateConfig
 from nmt.data import PairDataset, TokenArray, batch_by_tokens, collate, load_split, read_meta
 from nmt.errors import UserError
-from nmt.fileio import atomic_write
+from nmt.gen_output import Stats, format_sentence, open_output
 from nmt.search import EOS, PAD, Hypothesis, translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# Characters str.splitlines() (and text-mode readers) break lines at; a raw source echoed in an
-# S- line becomes one line whatever it holds, so output lines map 1:1 to sentences for every reader.
-LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
-@dataclass
-class Stats:
-    """Counters of one generate run (summed over chunks)."""
-
-    sentences: int = 0
-    tokens: int = 0  # generated target tokens of the best hypotheses, EOS included
-    truncated: int = 0  # sources cut to the model's maximum source positions
-    seconds: float = 0.0
-    hyps: list[str] = field(default_factory=list)  # best detokenized hypotheses (kept only for BLEU)
-    refs: Optional[list[str]] = None  # references of a binarized split
-    max_source_positions: int = 0
 
 
 # ----------------------------------------------------------------------------- validation, device
@@ -87,6 +70,7 @@ def validate(cfg: GenerateConfig) -> None:
     _check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
     _check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
     _check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
+    _check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
     _check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
     _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
     _check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
@@ -145,20 +129,31 @@ def translate_pairs(
     sizes = np.minimum(sizes, max_src - 1)
     budget = batch_budget(cfg.max_tokens, cfg.beam, int(sizes.max(initial=0)))
     batches = batch_by_tokens(sizes, None, budget, cfg.batch_size)
-    out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
-    for idx in batches:
+
+    def translate(idx: np.ndarray) -> list[list[Hypothesis]]:
         src = collate(pairs, idx).src  # (B, S)
         if src.size(1) > max_src:  # cut to max_src, the last kept position becomes EOS
             cut = src[:, max_src] != PAD  # (B,) rows with tokens beyond the limit
             src = src[:, :max_src].clone()
             src[cut, -1] = EOS
         src = src.to(device)
-        with _autocast(device, cfg.amp):
-            hyps = translate_batch(models, src, src.eq(PAD), cfg, need_attn)
-        for i, h in zip(idx.tolist(), hyps):
-            out[i] = h
-        if on_batch is not None:
-            on_batch(len(idx))
+        with _autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
+            return translate_batch(models, src, src.eq(PAD), cfg, need_attn)
+
+    out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
+    pool = ThreadPoolExecutor(cfg.workers, "nmt-generate") if cfg.workers > 1 and len(batches) > 1 else None
+    try:
+        # Batches are independent and the models hold no state between calls, so worker threads
+        # share them (torch releases the GIL inside its kernels); map() yields in batch order.
+        results = pool.map(translate, batches) if pool is not None else map(translate, batches)
+        for idx, hyps in zip(batches, results):
+            for i, h in zip(idx.tolist(), hyps):
+                out[i] = h
+            if on_batch is not None:
+                on_batch(len(idx))
+    finally:
+        if pool is not None:  # on an error or interrupt, batches not yet started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
     return out, truncated
 
 
@@ -216,49 +211,6 @@ def translate_lines(
         yield list(zip(chunk, out))
 
 
-# ----------------------------------------------------------------------------- output
-def alignment(attn: torch.Tensor) -> str:
-    """attn (L, S) -> "srcidx-tgtidx" pairs: per target token but EOS, the most attended source token but EOS."""
-    if attn.size(0) < 2 or attn.size(1) < 2:
-        return ""
-    best = attn[:-1, :-1].argmax(dim=1).tolist()  # (L-1,)
-    return " ".join(f"{s}-{t}" for t, s in enumerate(best))
-
-
-def format_sentence(
-    i: int, source: str, reference: Optional[str], hyps: list[Hypothesis], tgt_tok, cfg: GenerateConfig
-) -> list[str]:
-    """Output lines of one sentence in cfg.format (see module docstring)."""
-    if cfg.format == "plain":
-        return [tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else ""]
-    lines = [f"S-{i}\t{source.translate(LINE_BREAKS)}"]
-    if reference is not None:
-        lines.append(f"T-{i}\t{reference.translate(LINE_BREAKS)}")
-    for h in hyps:
-        ids = h.tokens.tolist()
-        score = h.score / math.log(2)
-        lines.append(f"H-{i}\t{score}\t{' '.join(tgt_tok.pieces(ids[:-1]))}")
-        lines.append(f"D-{i}\t{score}\t{tgt_tok.decode(ids)}")
-        lines.append(f"P-{i}\t" + " ".join(f"{p / math.log(2):.4f}" for p in h.positional_scores.tolist()))
-        if cfg.print_alignment and h.attn is not None:
-            lines.append(f"A-{i}\t{alignment(h.attn)}")
-    return lines
-
-
-@contextlib.contextmanager
-def open_output(path: Optional[str]) -> Iterator[TextIO]:
-    """stdout for None or "-"; else a temporary file next to `path`, renamed over it on success only."""
-    if path in (None, "-"):
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"--output {path}: directory {directory} does not exist")
-    with atomic_write(path, "w", suffix=".txt", encoding="utf-8") as f:
-        yield f
-
-
 # ----------------------------------------------------------------------------- the command
 def _record(stats: Stats, hyps: list[Hypothesis], tgt_tok, keep_text: bool) -> None:
     stats.sentences += 1
@@ -287,12 +239,20 @@ def _check_data_vocab(data: str, meta: dict, loaded) -> None:
 
 def run(cfg: GenerateConfig, progress=None) -> Stats:
     """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
-    from nmt.checkpoint import load_models
-
     validate(cfg)
     device = resolve_device(cfg.device, cfg.amp)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # --threads is the total: each of the --workers gets its share
+        torch.set_num_threads(max(1, (cfg.threads or threads) // cfg.workers))
+    try:
+        return _run(cfg, device, progress)
+    finally:
+        torch.set_num_threads(threads)  # the process's setting, for callers running more after us
+
+
+def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
+    from nmt.checkpoint import load_models
+
     loaded = load_models(cfg.path, device)
     models = [item.model.eval() for item in loaded]
     src_tok, tgt_tok = loaded[0].src_tok, loaded[0].tgt_tok
@@ -345,51 +305,3 @@ def _open_input(path: str) -> BinaryIO:
         return open(path, "rb")
     except OSError as e:
         raise UserError(f"--input {path}: {e.strerror or e}") from None
-
-
-class Progress:
-    """A rich progress display on stderr (sentences done), or nothing when disabled."""
-
-    def __init__(self, enabled: bool):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True)
-        self.bar = RichProgress(
-            TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=not (enabled and console.is_terminal),
-        )
-        self.task = None
-
-    def __enter__(self) -> "Progress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
-
-    def start(self, total: Optional[int]) -> None:
-        self.task = self.bar.add_task("translate", total=total)
-
-    def advance(self, n: int) -> None:
-        self.bar.advance(self.task, n)
-
-
-def summary(stats: Stats) -> list[str]:
-    """Summary lines: counts and speed; BLEU with its sacreBLEU signature when references exist."""
-    secs = max(stats.seconds, 1e-9)
-    lines = [
-        f"translated {stats.sentences} sentences ({stats.tokens} tokens) in {stats.seconds:.2f} s: "
-        f"{stats.sentences / secs:.2f} sentences/s, {stats.tokens / secs:.2f} tokens/s"
-    ]
-    if stats.truncated:
-        lines.insert(0, f"warning: {stats.truncated} source sentence(s) longer than the model's "
-                        f"{stats.max_source_positions} source positions were truncated")
-    refs = stats.refs
-    if refs is not None:
-        from sacrebleu.metrics import BLEU
-
-        bleu = BLEU()
-        score = bleu.corpus_score(stats.hyps, [refs])
-        lines.append(f"{score} | {bleu.get_signature()}")
-    return lines

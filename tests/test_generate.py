@@ -13,7 +13,8 @@ from nmt.checkpoint import load, load_models, save_model
 from nmt.config import GenerateConfig
 from nmt.data import load_split, read_meta
 from nmt.errors import UserError
-from nmt.generate import alignment, read_lines, run, translate_lines, translate_split, validate
+from nmt.gen_output import alignment
+from nmt.generate import read_lines, run, translate_lines, translate_pairs, translate_split, validate
 from nmt.models import arch_config, build_model
 from nmt.search import PAD, translate_batch
 from nmt.tokenizer import EOS, read_blobs
@@ -62,7 +63,7 @@ def test_raw_text_keeps_order_and_empty_lines(ckpts, toy_raw_dir):
     lines = _toy_lines(toy_raw_dir, 9)
     lines = lines[:3] + [""] + lines[3:6] + ["   "] + lines[6:] + [""]
     cfg = GenerateConfig(beam=2, max_len_b=8, chunk_size=4, max_tokens=40)  # several chunks and batches
-    from nmt.generate import Stats
+    from nmt.gen_output import Stats
 
     got = [(line, h) for chunk in translate_lines([loaded.model], lines, loaded.src_tok, cfg, torch.device("cpu"), Stats())
            for line, h in chunk]
@@ -108,6 +109,7 @@ def test_alignment_is_argmax_without_eos():
         (dict(temperature=0.0), "--temperature"), (dict(max_len_b=-1), "--max-len-b"),
         (dict(sampling_topk=3), "--sampling-topk / --sampling-topp need --sampling"),
         (dict(device="tpu"), "--device"), (dict(amp="fp8"), "--amp"), (dict(format="json"), "--format"),
+        (dict(workers=0), "--workers"),
     ],
 )
 def test_validation_names_the_flag(change, flag):
@@ -234,3 +236,47 @@ def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monke
     refs.write_text("\n".join(loaded.tgt_tok.decode(pairs.tgt[i].tolist()) for i in range(len(pairs))) + "\n")
     code, out, _ = _cli(monkeypatch, capsys, "score", "--sys", str(hyp), "--ref", str(refs))
     assert code == 0 and out.startswith("BLEU = ") and float(out.split()[2]) == pytest.approx(bleu, abs=0.01)
+
+
+def test_workers_give_the_same_hypotheses_in_the_same_order(ckpts, toy_data_dir):
+    (loaded,) = load_models(ckpts["a"])
+    pairs = load_split(str(toy_data_dir), "test")
+    seen = []
+    for workers in (1, 3):
+        cfg = GenerateConfig(beam=3, nbest=2, max_len_b=8, max_tokens=60, workers=workers)  # many batches
+        done = []
+        hyps, _ = translate_pairs([loaded.model], pairs, cfg, torch.device("cpu"), on_batch=done.append)
+        assert sum(done) == len(pairs) and len(done) > 3
+        seen.append(hyps)
+    for one, three in zip(*seen):
+        assert [h.tokens.tolist() for h in one] == [h.tokens.tolist() for h in three]
+        assert [h.score for h in one] == pytest.approx([h.score for h in three], abs=1e-5)
+
+
+def test_workers_share_the_threads_and_stop_at_the_first_error(ckpts, toy_raw_dir, tmp_path, monkeypatch):
+    import time
+
+    from nmt import generate
+
+    src = tmp_path / "in.en"
+    src.write_text("\n".join(_toy_lines(toy_raw_dir, 40)) + "\n", encoding="utf-8")
+    calls, threads = [], []
+
+    def fake(models, src, src_pad_mask, cfg, need_attn=False):
+        calls.append(src.size(0))
+        threads.append(torch.get_num_threads())
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        time.sleep(0.05)
+        return [[] for _ in range(src.size(0))]
+
+    monkeypatch.setattr(generate, "translate_batch", fake)
+    before = torch.get_num_threads()
+    cfg = GenerateConfig(path=ckpts["a"], input=str(src), output=str(tmp_path / "out.txt"), max_tokens=40,
+                         device="cpu", threads=2, workers=2)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(cfg)
+    assert torch.get_num_threads() == before  # restored for the caller
+    assert set(threads) == {1}  # 2 threads in all, one per worker
+    assert 1 < len(calls) < 10  # batches not yet started when the error came are dropped
+    assert not (tmp_path / "out.txt").exists()

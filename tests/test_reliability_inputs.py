@@ -21,7 +21,8 @@ from rich.console import Console
 from nmt.checkpoint import load_models, save_model
 from nmt.config import GenerateConfig, PreprocessConfig
 from nmt.data import load_split, read_meta
-from nmt.generate import LINE_BREAKS, Stats, format_sentence, read_lines, translate_lines
+from nmt.gen_output import LINE_BREAKS, Stats, format_sentence
+from nmt.generate import read_lines, translate_lines
 from nmt.models import arch_config, build_model
 from nmt.preprocess import preprocess
 from nmt.search import translate_batch
