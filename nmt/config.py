@@ -121,7 +121,7 @@ class OptimConfig:
     min_lr: float = 0.0
     lr_shrink: float = 0.5  # reduce_lr_on_plateau factor
     lr_patience: int = 0  # reduce_lr_on_plateau: validations without improvement before shrinking
-    max_update: int = 0  # horizon of the cosine schedule (copied from TrainConfig.max_update)
+    max_update: int = 0  # horizon of the cosine schedule (TrainConfig.max_update, or max_epoch x updates per epoch)
 
 
 @dataclass

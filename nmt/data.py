@@ -188,6 +188,12 @@ def shard(batches: list, rank: int, world_size: int) -> list:
     return batches[rank::world_size][:per_rank]
 
 
+def updates_per_epoch(num_batches: int, update_freq: int, world_size: int) -> int:
+    """Optimizer updates in one epoch: each rank's share of the batches (`shard`) in groups of
+    update_freq, a last shorter group included."""
+    return -(-(num_batches // world_size) // update_freq)
+
+
 @dataclass
 class Batch:
     """Padded tensors of one batch (batch-first, PAD right-padding).

@@ -23,7 +23,7 @@ import torch
 from nmt import checkpoint as ckpt
 from nmt import config as C
 from nmt import dist
-from nmt.data import BatchDataset, batch_by_tokens, collate, epoch_order, load_split, read_meta, shard
+from nmt.data import BatchDataset, batch_by_tokens, collate, epoch_order, load_split, read_meta, shard, updates_per_epoch
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model, config_from_dict
 from nmt.optim import plateau_update
@@ -95,6 +95,8 @@ class Run:
         self.batches = batch_by_tokens(self.train_data.src.sizes, self.train_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
         self.valid_batches = [] if self.valid_data is None else batch_by_tokens(
             self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        if not cfg.max_update and cfg.max_epoch:  # a schedule's horizon (cosine) from the epoch limit
+            cfg.optim.max_update = cfg.max_epoch * updates_per_epoch(len(self.batches), cfg.update_freq, self.info.world_size)
         self.stop = StopFlag()
 
     # ------------------------------------------------------------------ checkpoints

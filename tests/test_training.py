@@ -162,3 +162,19 @@ def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capf
     assert events.Tags()["images"] == ["cross_attention"] and len(events.Images("cross_attention")) == 2
     train_events = EventAccumulator(str(tmp_path / "tensorboard" / "train")).Reload()
     assert {"loss", "wps", "lr", "gnorm"} <= set(train_events.Tags()["scalars"])
+
+
+@pytest.mark.parametrize("update_freq", [1, 3])
+def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, update_freq):
+    from nmt.optim import lr_at
+
+    args = _args(toy_data_dir, tmp_path, "--lr-scheduler", "cosine", "--min-lr", "1e-5", "--max-epoch", "2",
+                 "--update-freq", str(update_freq), "--no-save")
+    cfg, overrides = parse_train_args(args)
+    run = Run(cfg, overrides)
+    per_epoch = -(-len(run.epoch_batches(1)) // update_freq)  # 60 batches: 60 or 20 updates
+    assert per_epoch == {1: 60, 3: 20}[update_freq]
+    assert cfg.optim.max_update == 2 * per_epoch
+    last = lr_at(2 * per_epoch, cfg.optim, 32)
+    assert last == pytest.approx(1e-5, rel=1e-3)  # the last update of the last epoch is at the end of the cosine
+    assert lr_at(per_epoch + 5, cfg.optim, 32) > 1e-4  # still far from it in the middle
