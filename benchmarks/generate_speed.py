@@ -9,8 +9,9 @@ starts: the time is the decoding loop only (`nmt.generate.translate_pairs`: leng
 batches, search, hypotheses back in input order; model on CPU). `--threads` is the total: with
 W workers (`nmt generate --workers W`) W batches are decoded at once on threads/W intra-op
 threads each. Prints sentences/s and generated tokens/s (best hypotheses, EOS included) per beam
-size and worker count, and checks that every worker count gives exactly the first one's best
-hypotheses (tokens and scores), so the speeds compare runs of the same process and the same work.
+size and worker count, and checks that every worker count gives the first one's best hypotheses
+(the same tokens; scores may differ in the last bits, since a matrix product on one thread sums
+in another order than on two), so the speeds compare runs of the same process and the same work.
 
 --verify N re-translates the first N sentences one at a time (batch of one: no padding, no
 batch shrinking) and checks that the batched run gave exactly the same tokens.
