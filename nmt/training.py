@@ -85,7 +85,6 @@ class Run:
                 first = str(e).split("\n")[0][:200]
                 raise UserError(f"cannot resume from {self.restore_path}: its weights do not fit the model it "
                                 f"describes with the vocabulary of {cfg.data} ({first})") from None
-        cfg.optim.max_update = cfg.max_update
         self.trainer = Trainer(cfg, model, self.device, self.info, _model_dim(self.model_cfg))
         self.progress = Progress()
         self.meter = Meter(self.device)
@@ -95,8 +94,9 @@ class Run:
         self.batches = batch_by_tokens(self.train_data.src.sizes, self.train_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
         self.valid_batches = [] if self.valid_data is None else batch_by_tokens(
             self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
-        if not cfg.max_update and cfg.max_epoch:  # a schedule's horizon (cosine) from the epoch limit
-            cfg.optim.max_update = cfg.max_epoch * updates_per_epoch(len(self.batches), cfg.update_freq, self.info.world_size)
+        # A schedule's horizon (cosine; read at each update): --max-update, or else the epoch limit.
+        cfg.optim.max_update = cfg.max_update or cfg.max_epoch * updates_per_epoch(
+            len(self.batches), cfg.update_freq, self.info.world_size)
         self.stop = StopFlag()
 
     # ------------------------------------------------------------------ checkpoints
