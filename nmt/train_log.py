@@ -84,7 +84,9 @@ class Meter:
         if info.enabled:
             s = dist.all_reduce_sum(s, info)
         loss, nll, ntok, nsent, gnorm_sum, updates = s.tolist()
-        gnorm_sum /= info.world_size  # every rank measured the same norm
+        # Every rank counted the same updates and measured the same norm; tokens and sentences add up.
+        gnorm_sum /= info.world_size
+        updates /= info.world_size
         wall = time.perf_counter() - self.start + self.elapsed_before
         ntok_safe = max(ntok, 1.0)
         return {

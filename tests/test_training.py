@@ -120,13 +120,19 @@ def test_ddp_two_gloo_processes_equal_one_process(toy_data_dir, tmp_path):
     one = [a if a != "X" else str(tmp_path / "one") for a in common] + ["--update-freq", "2"]
     two = [a if a != "X" else str(tmp_path / "two") for a in common]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True)
+    r1 = subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True, text=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
                         "-m", "nmt", "train", *two], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = _params(tmp_path / "one" / "checkpoint_last.pt"), _params(tmp_path / "two" / "checkpoint_last.pt")
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+    # The log speaks of whole updates: both ranks' tokens per update, each update counted once.
+    logged = [[json.loads(line[line.index("{"):]) for line in run.stderr.splitlines() if '"num_updates"' in line
+               and "valid" not in line] for run in (r1, r)]
+    assert len(logged[0]) == len(logged[1]) >= 6
+    for x, y in zip(*logged):
+        assert (x["num_updates"], x["wpb"], x["bsz"]) == (y["num_updates"], y["wpb"], y["bsz"])
 
 
 @pytest.mark.slow
