@@ -315,6 +315,28 @@ def test_attention_all_masked_row_is_finite():
     torch.testing.assert_close(fast[:, :, :2], out[:, :, :2], atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("keys", [L.SHORT_KEYS, L.SHORT_KEYS + 1])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_sdpa_and_explicit_paths_agree(keys, causal):
+    """On CPU, keys up to SHORT_KEYS take the explicit path, longer ones SDPA: same values and gradients."""
+    torch.manual_seed(0)
+    q = torch.randn(3, 2, keys, 8, requires_grad=True)
+    k = torch.randn(3, 2, keys, 8, requires_grad=True)
+    v = torch.randn(3, 2, keys, 8, requires_grad=True)
+    if causal:
+        attend = L.causal_attend_mask(keys)
+    else:
+        attend = (torch.arange(keys) < torch.tensor([keys, 5, 1])[:, None])[:, None, None, :]  # padded batch
+    by_weights, w = L.attention(q, k, v, attend, causal, need_weights=True)
+    weights_grads = torch.autograd.grad(by_weights.square().sum(), (q, k, v))
+    fast, none = L.attention(q, k, v, attend, causal)
+    fast_grads = torch.autograd.grad(fast.square().sum(), (q, k, v))
+    assert none is None and torch.allclose(w.sum(-1), torch.ones(()))
+    torch.testing.assert_close(fast, by_weights, atol=1e-5, rtol=1e-4)
+    for a, b in zip(fast_grads, weights_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_learned_positions_limit():
     pos = L.LearnedPositions(4, 3)
     assert pos(2, offset=1).shape == (2, 4)

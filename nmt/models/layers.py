@@ -122,6 +122,11 @@ class LearnedPositions(nn.Module):
 
 
 # ----------------------------------------------------------------------------- attention
+# On CPU, SDPA's fused kernel works in blocks sized for long sequences; for sentence-length keys
+# the two plain matrix products are 2-3x faster forward + backward (benchmarks/attention_speed.py).
+SHORT_KEYS = 64
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -136,11 +141,12 @@ def attention(
     q (B, H, T, Dh), k and v (B, H, S, Dh); attend: bool broadcastable to (B, H, T, S), True = attend.
     causal=True says `attend` is exactly the square causal mask, so the fast path may use SDPA's
     is_causal kernel instead of reading the mask.
-    Returns (out (B, H, T, Dh), weights (B, H, T, S) or None). The fast path (SDPA) returns no
-    weights; the explicit path softmax(q k^T / sqrt(Dh)) returns them (before dropout). Masked
+    Returns (out (B, H, T, Dh), weights (B, H, T, S) when need_weights, else None). Weights come
+    from the explicit path softmax(q k^T / sqrt(Dh)) (before dropout), which is also the faster
+    one on CPU for keys up to SHORT_KEYS long; otherwise SDPA computes the output. Masked
     positions get exactly zero weight; a row with nothing to attend gets all-zero weights.
     """
-    if not need_weights:
+    if not need_weights and not (q.device.type == "cpu" and k.size(-2) <= SHORT_KEYS):
         if causal:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
@@ -154,7 +160,7 @@ def attention(
         weights = weights.masked_fill(~attend, 0.0)  # all-masked rows: NaN -> 0
     weights = weights.to(q.dtype)
     probs = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
-    return torch.matmul(probs, v), weights
+    return torch.matmul(probs, v), (weights if need_weights else None)
 
 
 class MultiheadAttention(nn.Module):
