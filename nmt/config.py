@@ -141,6 +141,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch intra-op threads on CPU
     max_epoch: int = 0  # 0 = no limit
     max_update: int = 0  # 0 = no limit
+    stop_time_hours: float = 0.0  # stop once the run has taken this long, summed over resumed runs; 0 = no limit
     patience: int = -1  # stop after this many consecutive validations without improvement; <= 0 = off
     validate_interval: int = 1  # epochs
     validate_interval_updates: int = 0  # 0 = only at epoch ends

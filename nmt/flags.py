@@ -105,6 +105,7 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (0.0 <= cfg.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)"),
         (cfg.max_epoch >= 0, "--max-epoch must be >= 0"),
         (cfg.max_update >= 0, "--max-update must be >= 0"),
+        (0 <= cfg.stop_time_hours < math.inf, "--stop-time-hours must be a finite number >= 0"),
         (cfg.log_interval > 0, "--log-interval must be > 0"),
         (cfg.validate_interval > 0, "--validate-interval must be > 0"),
         (cfg.validate_interval_updates >= 0, "--validate-interval-updates must be >= 0"),

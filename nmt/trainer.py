@@ -60,6 +60,7 @@ class Trainer:
         self.num_updates = 0
         self.lr_scale = 1.0  # shrunk by reduce_lr_on_plateau
         self.skipped_updates = 0  # fp16 overflows
+        self.stop_reason: Optional[str] = None  # why the last train_step returned None
 
     # ------------------------------------------------------------------ helpers
     def autocast(self):
@@ -71,18 +72,22 @@ class Trainer:
         return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale)
 
     # ------------------------------------------------------------------ one update
-    def train_step(self, batches: list[Batch], stop_requested: bool = False) -> Optional[dict]:
+    def train_step(self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False) -> Optional[dict]:
         """One update over `batches` (update_freq of them on every rank).
 
         Returns summed stats tensors {loss, nll_loss, ntokens, nsentences, gnorm}; None when
-        some rank asked to stop (then nothing was computed, on any rank).
+        some rank asked to stop (a signal) or ran out of time, and then nothing was computed on
+        any rank. `stop_reason` says which ("signal" wins); ranks agree because they vote in
+        the same all-reduce as the token count.
         """
-        local = torch.tensor([float(sum(b.ntokens for b in batches)), float(stop_requested)], dtype=torch.float64)
+        votes = [float(sum(b.ntokens for b in batches)), float(stop_requested), float(time_up)]
+        local = torch.tensor(votes, dtype=torch.float64)
         if self.info.enabled:
             local = local.to(self.device)
             dist.all_reduce_sum(local, self.info)
-        total_tokens, stops = local.tolist()
-        if stops > 0:
+        total_tokens, stops, time_ups = local.tolist()
+        if stops > 0 or time_ups > 0:
+            self.stop_reason = "signal" if stops > 0 else "time"
             return None
         # DDP averages gradients over ranks; multiplying by world size turns that into a sum,
         # so every gradient ends up divided by the update's total target tokens.

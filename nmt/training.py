@@ -44,6 +44,7 @@ class Progress:
     best: Optional[float] = None
     bad_validations: int = 0  # for --patience
     plateau_bad: int = 0  # for reduce_lr_on_plateau
+    train_seconds: float = 0.0  # wall time of the runs so far, as of the last save (for --stop-time-hours)
 
 
 def _model_dim(model_cfg) -> int:
@@ -98,6 +99,16 @@ class Run:
         cfg.optim.max_update = cfg.max_update or cfg.max_epoch * updates_per_epoch(
             len(self.batches), cfg.update_freq, self.info.world_size)
         self.stop = StopFlag()
+        self.clock = time.perf_counter  # a test may replace it
+        self.seconds_before, self.clock_start = self.progress.train_seconds, self.clock()  # reset by run()
+
+    def train_seconds(self) -> float:
+        """Wall time of this run so far plus that of the runs it resumes."""
+        return self.seconds_before + self.clock() - self.clock_start
+
+    def _time_up(self) -> bool:
+        limit = self.cfg.stop_time_hours * 3600
+        return limit > 0 and self.train_seconds() >= limit
 
     # ------------------------------------------------------------------ checkpoints
     def _restore_payload(self) -> Optional[dict]:
@@ -132,6 +143,7 @@ class Run:
             return
         if self.info.is_main:
             payload = ckpt.model_payload(self.trainer.model, self.model_cfg, self.arch, self.meta, self.blobs)
+            self.progress.train_seconds = self.train_seconds()
             payload["train_state"] = {
                 "trainer": self.trainer.state_dict(),
                 "progress": vars(self.progress).copy(),
@@ -235,6 +247,7 @@ class Run:
     def run(self) -> int:
         """Train until a stopping rule fires; returns the process exit code."""
         cfg, p, t = self.cfg, self.progress, self.trainer
+        self.seconds_before, self.clock_start = p.train_seconds, self.clock()
         if self.info.is_main:
             log.info("config: %s", json.dumps(C.asdict(cfg)))
             log.info("model %s: %s", self.arch, json.dumps(C.asdict(self.model_cfg)))
@@ -264,6 +277,10 @@ class Run:
         if cfg.max_epoch and p.epoch > cfg.max_epoch:
             log.info("reached max_epoch %d", cfg.max_epoch)
             return True
+        # the saved time, the same on every rank: a resumed run that is already over stops here
+        if cfg.stop_time_hours and p.train_seconds >= cfg.stop_time_hours * 3600:
+            log.info("reached --stop-time-hours %g (%.0f s trained)", cfg.stop_time_hours, p.train_seconds)
+            return True
         return False
 
     def _train_epoch(self, batches: list) -> Optional[int]:
@@ -283,7 +300,12 @@ class Run:
             if len(group) < cfg.update_freq and remaining > 0:
                 continue
             torch.manual_seed(cfg.seed * 1_000_003 + self.info.rank * 7_919 + t.num_updates)
-            stats = t.train_step(group, stop_requested=self.stop.signum is not None)
+            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._time_up())
+            if stats is None and t.stop_reason == "time":  # every rank stops here, before this update
+                log.info("reached --stop-time-hours %g at update %d (%.0f s)", cfg.stop_time_hours, t.num_updates,
+                         self.train_seconds())
+                self._save_after_validation(self.validate(), [])
+                return 0
             if stats is None:  # a signal on some rank: every rank stops here, before this update
                 log.info("stopping on signal at update %d; saving checkpoint_last.pt", t.num_updates)
                 self.save(["checkpoint_last.pt"])

@@ -184,3 +184,31 @@ def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, up
     last = lr_at(2 * per_epoch, cfg.optim, 32)
     assert last == pytest.approx(1e-5, rel=1e-3)  # the last update of the last epoch is at the end of the cosine
     assert lr_at(per_epoch + 5, cfg.optim, 32) > 1e-4  # still far from it in the middle
+
+
+def _timed_run(data, save_dir, hours):
+    """A run whose clock reads 10 s per update done, so --stop-time-hours maps to update counts."""
+    cfg, overrides = parse_train_args(_args(data, save_dir, "--stop-time-hours", str(hours), "--max-epoch", "50"))
+    run = Run(cfg, overrides)
+    run.clock = lambda: 10.0 * run.trainer.num_updates
+    return run
+
+
+def test_stop_time_hours_counts_resumed_runs(toy_data_dir, tmp_path, capfd):
+    run = _timed_run(toy_data_dir, tmp_path, 45 / 3600)  # 45 s: time is up after update 5 (50 s)
+    assert run.run() == 0
+    state = ckpt.load(str(tmp_path / "checkpoint_last.pt"))["train_state"]
+    assert state["trainer"]["num_updates"] == 5 and state["progress"]["train_seconds"] == 50.0
+    assert "reached --stop-time-hours" in capfd.readouterr().err
+    again = _timed_run(toy_data_dir, tmp_path, 45 / 3600)  # already over: nothing more is trained
+    assert again.run() == 0 and again.trainer.num_updates == 5
+    longer = _timed_run(toy_data_dir, tmp_path, 90 / 3600)  # 50 s spent before, 40 s more: 4 updates
+    assert longer.run() == 0
+    state = ckpt.load(str(tmp_path / "checkpoint_last.pt"))["train_state"]
+    assert state["trainer"]["num_updates"] == 9 and state["progress"]["train_seconds"] == 90.0
+
+
+def test_stop_time_hours_must_be_finite_and_not_negative(toy_data_dir, tmp_path):
+    for bad in ("-1", "inf", "nan"):
+        with pytest.raises(UserError, match="--stop-time-hours"):
+            parse_train_args(_args(toy_data_dir, tmp_path, "--stop-time-hours", bad))
