@@ -107,6 +107,9 @@ BAD = [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["e
     [("wmt14_en_de.sh", a, {}, "usage: ") for a in (["en", "de"], ["--fast"])] + \
     [("iwslt14_de_en.sh", [], env, f"error: {word}") for env, word in [
         ({"EPOCHS": "ten"}, "EPOCHS"), ({"DEVICE": "tpu"}, "DEVICE"), ({"EPOCHS": "3", "AVG": "5"}, "AVG=5")]] + \
+    [("multi30k.sh", ["en", "de"], env, f"error: {word}") for env, word in [
+        ({"HOURS": "0"}, "HOURS"), ({"HOURS": "1h"}, "HOURS"), ({"EPOCHS": "ten"}, "EPOCHS"),
+        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN")]] + \
     [("wmt14_en_de.sh", [], env, f"error: {word}") for env, word in [
         ({"ARCH": "transformer_huge"}, "ARCH"), ({"AMP": "fp8"}, "AMP"), ({"GPUS": "0"}, "GPUS"),
         ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
@@ -158,6 +161,21 @@ def test_multi30k_local_copy_is_checked(tmp_path, short, missing, expect):
     raw = tmp_path / "work" / "raw"  # nothing unchecked is left to be trusted by a re-run
     assert (raw / "train.de").exists() and not list(raw.glob(".*"))
     assert not (raw / (short or missing)).exists()
+
+
+def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
+    local = tmp_path / "m30k"
+    for split, n in {"train": 29000, "valid": 1014, "test2016": 1000}.items():
+        for lang in ("en", "fr"):
+            write_lines(local / f"{split}.{lang}", [f"{split} {lang} {i}" for i in range(n)])
+    proc = run(tmp_path, "multi30k.sh", "en", "fr", NMT_DATA_DIR=str(local), HOURS="0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train", "average-checkpoints", "generate", "score",
+                                                "score", "visualize-attn"]
+    cfg, model = parse_train_args(train_argv(tmp_path))
+    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu) == \
+        ("transformer_multi30k", 0.5, 100, 10, True)
+    assert model == {"share_all_embeddings": "true"}
 
 
 # ------------------------------------------------------------------ iwslt14_de_en.sh end to end (fake nmt)
