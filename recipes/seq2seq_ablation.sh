@@ -98,10 +98,19 @@ for name in $ORDER; do
 done
 
 COMMAND="NMT_DATA_DIR=... BUDGET=$BUDGET MAX_TOKENS=$MAX_TOKENS LR=$LR VOCAB=$VOCAB SRC=$SRC TGT=$TGT bash recipes/seq2seq_ablation.sh"
-"$PY" - "$LOGS" "$OUT" "$ORDER" "$COMMAND" "$SRC" "$TGT" "$TEST" <<'EOF'
+CODE=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --short HEAD 2> /dev/null || true)  # empty outside a clone
+"$PY" - "$LOGS" "$OUT" "$ORDER" "$COMMAND" "$SRC" "$TGT" "$TEST" "$CODE" <<'EOF'
 import json, os, platform, subprocess, sys
 
-logs, out, order, command, src, tgt, test = sys.argv[1:]
+logs, out, order, command, src, tgt, test, code = sys.argv[1:]
+
+
+def sh(command: str) -> str:
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout.strip()
+
+
+cpu = sh("lscpu | sed -n 's/^Model name: *//p'") or platform.processor()
+gpus = sh("nvidia-smi --query-gpu=name --format=csv,noheader 2> /dev/null").splitlines()
 rows = []
 for name in order.split():
     params, valid, updates = {}, {}, 0
@@ -119,14 +128,13 @@ for name in order.split():
     seconds = int(open(f"{logs}/{name}.seconds", encoding="utf-8").read())
     rows.append((name, params.get("encoder", 0), params.get("decoder", 0), params.get("total", 0), updates,
                  valid.get("ppl", float("nan")), bleu, seconds))
-cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
 tmp = out + ".part"
 with open(tmp, "w", encoding="utf-8") as f:
     f.write("# LSTM seq2seq ablations\n\n")
     f.write(f"Multi30k {src}->{tgt}; every variant trained for the same number of updates with the same "
             f"settings, then its best checkpoint (valid loss) translates {test} with beam 5; sacreBLEU "
-            f"(cased, 13a). Machine: {cpu or platform.processor()}, {os.cpu_count()} cores, no GPU.\n\n")
-    f.write(f"Command: `{command}`\n\n")
+            f"(cased, 13a). Machine: {cpu}, {os.cpu_count()} cores, {', '.join(gpus) or 'no GPU'}.\n\n")
+    f.write(f"Command: `{command}`" + (f" at commit {code}" if code else "") + "\n\n")
     f.write("| variant | encoder params | decoder params | total params | updates | valid ppl | test BLEU | training time (s) |\n")
     f.write("|---|---|---|---|---|---|---|---|\n")
     for r in rows:

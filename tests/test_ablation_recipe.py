@@ -123,6 +123,9 @@ def test_every_variant_trains_with_real_flags_and_the_same_budget(tmp_path):
     assert rows[0] == f"| baseline | {1000 * n:,} | {2000 * n:,} | {3500 * n:,} | 300 | {n + 0.25:.2f} | {10 + n / 8:.2f} | " \
                       f"{rows[0].rsplit(' | ', 1)[1]}"
     assert "BUDGET=300" in table and "LR=2e-3" in table and "en->fr" in table
+    commit = subprocess.run(["git", "-C", str(RECIPE.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    assert (f"seq2seq_ablation.sh` at commit {commit}\n" in table) if commit else ("` at commit" not in table)
 
 
 def test_rerun_keeps_finished_variants_and_redoes_the_interrupted_one(tmp_path):
