@@ -277,9 +277,10 @@ class Run:
         if cfg.max_epoch and p.epoch > cfg.max_epoch:
             log.info("reached max_epoch %d", cfg.max_epoch)
             return True
-        # the saved time, the same on every rank: a resumed run that is already over stops here
-        if cfg.stop_time_hours and p.train_seconds >= cfg.stop_time_hours * 3600:
-            log.info("reached --stop-time-hours %g (%.0f s trained)", cfg.stop_time_hours, p.train_seconds)
+        # A resumed run that is already over stops here. The time read from the checkpoint is the
+        # same on every rank; clocks are not, so the run's own time is put to a vote at each update.
+        if cfg.stop_time_hours and self.seconds_before >= cfg.stop_time_hours * 3600:
+            log.info("reached --stop-time-hours %g (%.0f s trained)", cfg.stop_time_hours, self.seconds_before)
             return True
         return False
 

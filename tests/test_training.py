@@ -208,6 +208,19 @@ def test_stop_time_hours_counts_resumed_runs(toy_data_dir, tmp_path, capfd):
     assert state["trainer"]["num_updates"] == 9 and state["progress"]["train_seconds"] == 90.0
 
 
+@pytest.mark.slow
+def test_ddp_ranks_stop_together_on_time(toy_data_dir, tmp_path):
+    """Each rank votes with its own clock in the update's all-reduce: both leave at the same update."""
+    args = _args(toy_data_dir, tmp_path, "--max-epoch", "1000", "--stop-time-hours", str(3 / 3600), "--device", "cpu")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+                        "-m", "nmt", "train", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "reached --stop-time-hours" in r.stderr
+    state = ckpt.load(str(tmp_path / "checkpoint_last.pt"))["train_state"]
+    assert state["trainer"]["num_updates"] > 0 and state["progress"]["train_seconds"] >= 3.0
+
+
 def test_stop_time_hours_must_be_finite_and_not_negative(toy_data_dir, tmp_path):
     for bad in ("-1", "inf", "nan"):
         with pytest.raises(UserError, match="--stop-time-hours"):
