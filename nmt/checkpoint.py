@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,9 @@ def load(path: str) -> dict:
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before failing on them
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, random bytes, pickles that want to run code, ...
         reason = str(e).split("\n")[0][:160]
         raise UserError(f"{path} is not a readable nmt checkpoint (corrupt, truncated or unsafe: {reason})") from None

@@ -70,14 +70,16 @@ class _Evil:
         (lambda p: torch.save({**ckpt.load(str(p)), "format_version": 99}, str(p)), "newer than this nmt supports"),
     ],
 )
-def test_bad_checkpoints_are_refused(tmp_path, monkeypatch, content, message):
+def test_bad_checkpoints_are_refused(tmp_path, monkeypatch, recwarn, content, message):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "m.pt"
     _save(path)
     content(path)
+    recwarn.clear()
     with pytest.raises(UserError, match=message):
         ckpt.load(str(path))
     assert not (tmp_path / "pwned").exists()
+    assert [str(w.message) for w in recwarn] == []  # the error is the one line the user sees
 
 
 def test_other_architecture_weights_are_refused(tmp_path):
