@@ -106,9 +106,9 @@ class Run:
         """Wall time of this run so far plus that of the runs it resumes."""
         return self.seconds_before + self.clock() - self.clock_start
 
-    def _time_up(self) -> bool:
-        limit = self.cfg.stop_time_hours * 3600
-        return limit > 0 and self.train_seconds() >= limit
+    def _over_time(self, seconds: float) -> bool:
+        """True when --stop-time-hours is set and `seconds` of training reach it."""
+        return self.cfg.stop_time_hours > 0 and seconds >= self.cfg.stop_time_hours * 3600
 
     # ------------------------------------------------------------------ checkpoints
     def _restore_payload(self) -> Optional[dict]:
@@ -279,7 +279,7 @@ class Run:
             return True
         # A resumed run that is already over stops here. The time read from the checkpoint is the
         # same on every rank; clocks are not, so the run's own time is put to a vote at each update.
-        if cfg.stop_time_hours and self.seconds_before >= cfg.stop_time_hours * 3600:
+        if self._over_time(self.seconds_before):
             log.info("reached --stop-time-hours %g (%.0f s trained)", cfg.stop_time_hours, self.seconds_before)
             return True
         return False
@@ -301,7 +301,7 @@ class Run:
             if len(group) < cfg.update_freq and remaining > 0:
                 continue
             torch.manual_seed(cfg.seed * 1_000_003 + self.info.rank * 7_919 + t.num_updates)
-            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._time_up())
+            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._over_time(self.train_seconds()))
             if stats is None and t.stop_reason == "time":  # every rank stops here, before this update
                 log.info("reached --stop-time-hours %g at update %d (%.0f s)", cfg.stop_time_hours, t.num_updates,
                          self.train_seconds())
