@@ -173,9 +173,9 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train", "average-checkpoints", "generate", "score",
                                                 "score", "visualize-attn"]
     cfg, model = parse_train_args(train_argv(tmp_path))
-    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu) == \
-        ("transformer_multi30k", 0.5, 100, 10, True)
-    assert model == {"share_all_embeddings": "true"}
+    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, cfg.optim.lr) == \
+        ("transformer_multi30k", 0.5, 100, 10, True, 3e-3)
+    assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
 
 
 # ------------------------------------------------------------------ iwslt14_de_en.sh end to end (fake nmt)
