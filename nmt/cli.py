@@ -176,7 +176,7 @@ def generate(
     workers: Optional[int] = typer.Option(None, help="Batches decoded at once, sharing --threads (1)."),
     format: Optional[str] = typer.Option(None, "--format", help="plain | fairseq (plain)."),
     print_alignment: bool = typer.Option(False, "--print-alignment", help="A-i alignment lines (--format fairseq)."),
-    quiet: bool = typer.Option(False, "--quiet", help="Only the summary (and BLEU); no translations."),
+    quiet: bool = typer.Option(False, "--quiet", help="Only the summary (and BLEU) on stdout; --output still gets the translations."),
     chunk_size: Optional[int] = typer.Option(None, help="Raw text lines translated and written at a time (2000)."),
 ) -> None:
     """Translate a binarized split or raw text with a trained checkpoint.

@@ -197,7 +197,7 @@ class GenerateConfig:
     output: Optional[str] = None  # default: stdout
     format: str = "plain"  # plain | fairseq
     print_alignment: bool = False  # fairseq format: A-i lines (argmax of cross-attention)
-    quiet: bool = False  # only the summary (and BLEU), no translations, no progress
+    quiet: bool = False  # only the summary (and BLEU) on stdout, no progress; --output is still written
     chunk_size: int = 2000  # raw text lines read, translated and written at a time
     threads: Optional[int] = None  # CPU threads in all (torch's default when None)
     workers: int = 1  # batches decoded at once, each on threads / workers intra-op threads

@@ -260,7 +260,9 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
     stats = Stats()
     advance = progress.advance if progress is not None else None
     start = time.perf_counter()
-    with open_output(None if cfg.quiet else cfg.output) as out:
+    # --quiet keeps translations off stdout; a file asked for with --output is still written.
+    emit = not cfg.quiet or cfg.output not in (None, "-")
+    with open_output(cfg.output if emit else None) as out:
         if cfg.data is not None:
             meta = read_meta(cfg.data)
             _check_data_vocab(cfg.data, meta, loaded[0])
@@ -271,7 +273,7 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
             refs = [tgt_tok.decode(pairs.tgt[i].tolist()) for i in range(len(pairs))] if pairs.tgt is not None else None
             for i, h in enumerate(hyps):
                 _record(stats, h, tgt_tok, keep_text=True)
-                if not cfg.quiet:
+                if emit:
                     source = src_tok.decode(pairs.src[i].tolist())
                     out.write("\n".join(format_sentence(i, source, refs[i] if refs else None, h, tgt_tok, cfg)) + "\n")
             stats.refs = refs
@@ -289,7 +291,7 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
                         _record(stats, h, tgt_tok, keep_text=False)
                         text += format_sentence(n, line, None, h, tgt_tok, cfg)
                         n += 1
-                    if not cfg.quiet:
+                    if emit:
                         out.write("\n".join(text) + "\n")
                         out.flush()
             finally:

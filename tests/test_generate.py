@@ -143,6 +143,22 @@ def test_cli_plain_and_fairseq_formats(ckpts, toy_raw_dir, tmp_path, monkeypatch
     assert len(p[0][1].split()) == len(h[0][2].split()) + 1  # one score per piece and one for EOS
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["raw", "split"])
+def test_quiet_keeps_stdout_clear_but_still_writes_the_output_file(ckpts, toy_raw_dir, toy_data_dir, tmp_path,
+                                                                   monkeypatch, capsys, split):
+    src = tmp_path / "in.en"
+    src.write_text("\n".join(_toy_lines(toy_raw_dir, 4)) + "\n", encoding="utf-8")
+    where = [str(toy_data_dir), "--gen-subset", "valid"] if split else ["--input", str(src)]
+    common = ["generate", *where, "--path", ckpts["a"], "--beam", "2", "--max-len-b", "5"]
+    code, expected, _ = _cli(monkeypatch, capsys, *common)
+    assert code == 0 and expected.strip()
+    code, stdout, err = _cli(monkeypatch, capsys, *common, "--quiet")
+    assert code == 0 and stdout == "" and "translated" in err
+    out = tmp_path / "hyp.txt"
+    code, stdout, _ = _cli(monkeypatch, capsys, *common, "--quiet", "--output", str(out))
+    assert code == 0 and stdout == "" and out.read_text(encoding="utf-8") == expected
+
+
 def test_cli_split_reports_bleu_and_output_is_atomic(ckpts, toy_data_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "hyp.txt"
     code, stdout, err = _cli(monkeypatch, capsys, "generate", str(toy_data_dir), "--path", ckpts["a"],
