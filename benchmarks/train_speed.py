@@ -7,6 +7,10 @@ from other processes hits both alike; the ratio is the number to trust on a nois
 
     python benchmarks/train_speed.py --data data-bin/m30k-en-de [--threads 2] [--rounds 4] [--updates 10]
     python benchmarks/train_speed.py --raw ../shared/data/multi30k   # preprocesses into a temp dir first
+    python benchmarks/train_speed.py --raw ... --device cuda --amp bf16 --max-tokens 16384   # on a GPU
+
+On a GPU both loops run under the same autocast (fp16 with a gradient scaler each), and the clock
+reads only after the GPU has finished the round.
 
 Prints target tokens/s of both, their ratio, and the share of this machine's measured fp32
 matmul throughput that nmt's training reaches (model FLOPs ~ 6 x parameters touched per token).
@@ -51,7 +55,7 @@ class PlainTransformer(nn.Module):
     def forward(self, src, src_pad_mask, tgt_in):
         s = self.drop(self.src_embed(src) * math.sqrt(self.d) + self.pe[: src.size(1)])
         t = self.drop(self.tgt_embed(tgt_in) * math.sqrt(self.d) + self.pe[: tgt_in.size(1)])
-        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1))
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1), device=tgt_in.device)
         h = self.core(s, t, tgt_mask=causal, src_key_padding_mask=src_pad_mask,
                       tgt_key_padding_mask=tgt_in == 0, memory_key_padding_mask=src_pad_mask, tgt_is_causal=True)
         return self.out(h)
@@ -77,7 +81,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--updates", type=int, default=10, help="updates per round per loop")
     ap.add_argument("--max-tokens", type=int, default=4096)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     args = ap.parse_args()
+    device = torch.device(args.device)
     keep_freed_memory()
     torch.set_num_threads(args.threads)
     data = args.data
@@ -95,20 +102,30 @@ def main() -> None:
     vocab = meta["vocab_size"]["de"]
 
     torch.manual_seed(1)
-    cfg = TrainConfig(data=data, max_tokens=args.max_tokens, optim=OptimConfig(lr=5e-4, warmup_updates=4000))
-    ours = Trainer(cfg, build_model(arch_config("transformer_tiny"), vocab, vocab, True), torch.device("cpu"), DistInfo(), 256)
-    plain = PlainTransformer(vocab)
+    cfg = TrainConfig(data=data, max_tokens=args.max_tokens, amp=args.amp, optim=OptimConfig(lr=5e-4, warmup_updates=4000))
+    ours = Trainer(cfg, build_model(arch_config("transformer_tiny"), vocab, vocab, True), device, DistInfo(), 256)
+    plain = PlainTransformer(vocab).to(device)
     plain_opt = torch.optim.Adam(plain.parameters(), lr=5e-4, betas=(0.9, 0.98), foreach=True)
+    plain_scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
 
     def plain_step(batch):
         plain.train()
-        logits = plain(batch.src, batch.src_pad_mask, batch.tgt_in)
-        loss = F.cross_entropy(logits.reshape(-1, vocab), batch.tgt_out.reshape(-1), ignore_index=0,
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = plain(batch.src, batch.src_pad_mask, batch.tgt_in)
+        loss = F.cross_entropy(logits.float().reshape(-1, vocab), batch.tgt_out.reshape(-1), ignore_index=0,
                                label_smoothing=0.1, reduction="sum") / batch.ntokens
-        loss.backward()
+        plain_scaler.scale(loss).backward()
+        plain_scaler.unscale_(plain_opt)
         nn.utils.clip_grad_norm_(plain.parameters(), math.inf)
-        plain_opt.step()
+        plain_scaler.step(plain_opt)
+        plain_scaler.update()
         plain_opt.zero_grad(set_to_none=True)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     totals = {"nmt": [0, 0.0], "nn.Transformer": [0, 0.0]}
     steps = {"nmt": lambda b: ours.train_step([b]), "nn.Transformer": plain_step}
@@ -117,19 +134,25 @@ def main() -> None:
         chunk = [dataset[(cursor + i) % len(dataset)] for i in range(args.updates)]
         cursor += args.updates
         for name in steps:
+            sync()
             start = time.perf_counter()
             for b in chunk:
                 steps[name](b)
+            sync()
             if r > 0:
                 totals[name][0] += sum(b.ntokens for b in chunk)
                 totals[name][1] += time.perf_counter() - start
     rate = {k: n / s for k, (n, s) in totals.items()}
-    peak = matmul_gflops()
     params = sum(p.numel() for p in ours.model.parameters())
-    print(f"threads {args.threads}, max_tokens {args.max_tokens}, {args.rounds} x {args.updates} updates, {params / 1e6:.1f}M params")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, threads {args.threads}"
+    print(f"{where}, amp {args.amp}, max_tokens {args.max_tokens}, {args.rounds} x {args.updates} updates, "
+          f"{params / 1e6:.1f}M params")
     print(f"nmt             {rate['nmt']:8.0f} target tokens/s")
     print(f"nn.Transformer  {rate['nn.Transformer']:8.0f} target tokens/s")
     print(f"ratio nmt / nn.Transformer: {rate['nmt'] / rate['nn.Transformer']:.2f}")
+    if device.type == "cuda":
+        return
+    peak = matmul_gflops()
     flops_per_token = 44e6  # ~6 x parameters touched per target token for this config
     print(f"fp32 matmul peak {peak:.0f} GFLOP/s; nmt reaches {rate['nmt'] * flops_per_token / 1e9:.1f} GFLOP/s "
           f"= {100 * rate['nmt'] * flops_per_token / 1e9 / peak:.0f}% of it")
