@@ -163,11 +163,25 @@ def test_multi30k_local_copy_is_checked(tmp_path, short, missing, expect):
     assert not (raw / (short or missing)).exists()
 
 
-def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
-    local = tmp_path / "m30k"
+def m30k_copy(tmp: Path, langs: tuple[str, str]) -> Path:
+    local = tmp / "m30k"
     for split, n in {"train": 29000, "valid": 1014, "test2016": 1000}.items():
-        for lang in ("en", "fr"):
+        for lang in langs:
             write_lines(local / f"{split}.{lang}", [f"{split} {lang} {i}" for i in range(n)])
+    return local
+
+
+def epoch_checkpoints(tmp: Path, epochs: range) -> None:
+    """What a training that kept these epochs leaves in the recipe's checkpoint dir (the fake nmt trains nothing)."""
+    ckpt = tmp / "work" / "ckpt"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    for name in [f"checkpoint{e}.pt" for e in epochs] + ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_init.pt"]:
+        (ckpt / name).write_bytes(b"")
+
+
+def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
+    local = m30k_copy(tmp_path, ("en", "fr"))
+    epoch_checkpoints(tmp_path, range(44, 54))
     proc = run(tmp_path, "multi30k.sh", "en", "fr", NMT_DATA_DIR=str(local), HOURS="0.5")
     assert proc.returncode == 0, proc.stderr
     assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train", "average-checkpoints", "generate", "score",
@@ -176,6 +190,27 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, cfg.optim.lr) == \
         ("transformer_multi30k", 0.5, 100, 10, True, 3e-3)
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
+
+
+@pytest.mark.parametrize("epochs, avg, expect", [
+    (range(44, 54), "10", 10), (range(15, 25), "10", 5), (range(13, 23), "10", 4), (range(1, 3), "10", 1),
+    (range(1, 2), "10", 1), (range(91, 101), "3", 3)])
+def test_multi30k_averages_the_last_fifth_of_the_epochs(tmp_path, epochs, avg, expect):
+    local = m30k_copy(tmp_path, ("en", "de"))
+    epoch_checkpoints(tmp_path, epochs)
+    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(local), AVG=avg)
+    assert proc.returncode == 0, proc.stderr
+    average = next(c for c in calls(tmp_path) if c[1] == "average-checkpoints")
+    assert average[average.index("--num-epoch-checkpoints") + 1] == str(expect)
+    assert f"average the last {expect} epoch checkpoints (of {epochs[-1]} epochs)" in proc.stdout
+
+
+def test_multi30k_without_an_epoch_checkpoint_stops_before_averaging(tmp_path):
+    local = m30k_copy(tmp_path, ("en", "de"))
+    epoch_checkpoints(tmp_path, range(0))
+    line = one_error_line(run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(local)))
+    assert "no epoch checkpoint" in line and "raise HOURS" in line
+    assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train"]
 
 
 # ------------------------------------------------------------------ iwslt14_de_en.sh end to end (fake nmt)
