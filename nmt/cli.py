@@ -215,6 +215,9 @@ def generate(
 @app.command("average-checkpoints")
 def average_checkpoints(
     inputs: List[str] = typer.Option(..., help="Checkpoint files, or one directory with --num-*-checkpoints."),
+    more: Optional[List[str]] = typer.Argument(
+        None, metavar="CHECKPOINT", show_default=False,
+        help="More checkpoint files: `--inputs a.pt b.pt c.pt` averages all three."),
     output: str = typer.Option(..., help="Averaged checkpoint to write (atomically)."),
     num_epoch_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpointN.pt of the dir."),
     num_update_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpoint_E_U.pt of the dir."),
@@ -227,6 +230,7 @@ def average_checkpoints(
     if num_epoch_checkpoints is not None and num_update_checkpoints is not None:
         raise UserError("give --num-epoch-checkpoints or --num-update-checkpoints, not both")
     count = num_epoch_checkpoints if num_epoch_checkpoints is not None else num_update_checkpoints
+    inputs = list(inputs) + list(more or [])
     if count is None:
         missing = [p for p in inputs if not os.path.isfile(p)]
         if missing:

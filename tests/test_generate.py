@@ -229,6 +229,13 @@ def test_average_checkpoints(ckpts, tmp_path, monkeypatch, capsys):
     code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["dir"],
                         "--num-epoch-checkpoints", "3", "--output", str(out2))
     assert code == 2 and "has only 2 such checkpoint(s)" in err
+    out3 = tmp_path / "avg3.pt"  # several files after one --inputs
+    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["a"], ckpts["b"], "--output", str(out3))
+    assert code == 0 and "averaged 2 checkpoints" in err
+    assert all(torch.equal(load(str(out3))["model"][k], avg[k]) for k in avg)
+    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["dir"], ckpts["a"],
+                        "--num-epoch-checkpoints", "2", "--output", str(out3))
+    assert code == 2 and "needs exactly one directory in --inputs" in err
 
 
 def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monkeypatch, capsys):
