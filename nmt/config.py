@@ -164,6 +164,10 @@ class TrainConfig:
     save_init_checkpoint: bool = False
     attn_sample: Optional[str] = None  # a sentence whose cross-attention is logged at each validation
     compile: bool = False  # torch.compile the model
+    # Validate, save and translate with an exponential moving average of the weights (nmt.ema):
+    # each update moves it (1 - decay) of the way to the trained weights; 0 = off.
+    ema_decay: float = 0.0
+    ema_start_update: int = 0  # until this update the average equals the weights (e.g. the lr warmup)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 

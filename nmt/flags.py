@@ -121,6 +121,8 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (0 <= cfg.seed < 2**32, "--seed must be between 0 and 2**32 - 1"),
         (cfg.patience >= -1, "--patience must be >= -1 (-1 = off)"),
         (cfg.keep_last_epochs >= -1, "--keep-last-epochs must be >= -1 (-1 = keep all)"),
+        (0 <= cfg.ema_decay < 1, "--ema-decay must be in [0, 1) (0 = off)"),
+        (cfg.ema_start_update >= 0, "--ema-start-update must be >= 0"),
         (cfg.keep_interval_updates >= -1, "--keep-interval-updates must be >= -1 (-1 = keep all)"),
         (o.lr > 0 and math.isfinite(o.lr), "--lr must be a finite number > 0"),
         (0 <= o.momentum < math.inf, "--momentum must be a finite number >= 0"),

@@ -11,7 +11,9 @@ The same code path runs on CPU or CUDA, in one process or under DDP, in fp32, bf
 - fp16 uses a gradient scaler (an overflowing update is skipped and the scale lowered);
   bf16 and fp32 need none;
 - a non-finite gradient norm (identical on every rank after the all-reduce) stops training
-  before the optimizer step, so no corrupt weights can reach a checkpoint.
+  before the optimizer step, so no corrupt weights can reach a checkpoint;
+- with `--ema-decay`, an exponential moving average of the weights follows every update
+  (nmt.ema) and `eval_model` (validation, checkpoints) is that average.
 
 All state lives in `state_dict()`, so resume is exact.
 """
@@ -29,6 +31,7 @@ from nmt import criterion as _criterion  # noqa: F401  (registers the criteria)
 from nmt import dist
 from nmt.config import TrainConfig
 from nmt.data import Batch
+from nmt.ema import ema_weight, make_average, update_average
 from nmt.errors import UserError
 from nmt.optim import build_optimizer, lr_at, set_lr
 from nmt.registry import CRITERIA, lookup
@@ -61,6 +64,13 @@ class Trainer:
         self.lr_scale = 1.0  # shrunk by reduce_lr_on_plateau
         self.skipped_updates = 0  # fp16 overflows
         self.stop_reason: Optional[str] = None  # why the last train_step returned None
+        # The weight average (--ema-decay) that validation and checkpoints use; None = the model itself.
+        self.ema_model: Optional[torch.nn.Module] = make_average(self.model) if cfg.ema_decay > 0 else None
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights to validate, save and translate with: the EMA when there is one."""
+        return self.ema_model if self.ema_model is not None else self.model
 
     # ------------------------------------------------------------------ helpers
     def autocast(self):
@@ -140,17 +150,20 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates = update
+        if self.ema_model is not None:
+            update_average(self.ema_model, self.model, ema_weight(update, self.cfg.ema_decay, self.cfg.ema_start_update))
         sums["gnorm"] = gnorm.detach().float()
         return sums
 
     # ------------------------------------------------------------------ validation
     @torch.inference_mode()
     def valid_step(self, batch: Batch) -> dict:
-        """Summed stats of one validation batch (no gradients, no dropout)."""
-        self.model.eval()
+        """Summed stats of one validation batch (no gradients, no dropout), by `eval_model`."""
+        model = self.eval_model
+        model.eval()
         batch = batch.to(self.device, non_blocking=True)
         with self.autocast():
-            logits = self.model(batch.src, batch.src_pad_mask, batch.tgt_in)
+            logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)
         _, stats = self.criterion(logits, batch.tgt_out, self.cfg.label_smoothing)
         return {k: stats[k].float() for k in STAT_KEYS}
 

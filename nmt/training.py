@@ -128,6 +128,8 @@ class Run:
         if not state:
             return
         try:
+            if "trained_model" in state:  # saved with --ema-decay: "model" was the average
+                self.trainer.model.load_state_dict(state["trained_model"])
             self.trainer.load_state_dict(state["trainer"], reset_optimizer=self.cfg.reset_optimizer)
             if self.cfg.reset_optimizer:
                 return
@@ -142,14 +144,17 @@ class Run:
         if self.cfg.no_save or not names:
             return
         if self.info.is_main:
-            payload = ckpt.model_payload(self.trainer.model, self.model_cfg, self.arch, self.meta, self.blobs)
+            t = self.trainer
+            payload = ckpt.model_payload(t.eval_model, self.model_cfg, self.arch, self.meta, self.blobs)
             self.progress.train_seconds = self.train_seconds()
             payload["train_state"] = {
-                "trainer": self.trainer.state_dict(),
+                "trainer": t.state_dict(),
                 "progress": vars(self.progress).copy(),
                 "meter": self.meter.state(),
                 "train_config": C.asdict(self.cfg),
             }
+            if t.ema_model is not None:  # "model" holds the average; resume needs the trained weights too
+                payload["train_state"]["trained_model"] = {k: v.detach().cpu() for k, v in t.model.state_dict().items()}
             paths = [os.path.join(self.cfg.save_dir, n) for n in names]
             target = paths[0]
             try:
@@ -222,7 +227,7 @@ class Run:
 
         gen = GenerateConfig(beam=self.cfg.eval_bleu_beam, max_tokens=self.cfg.max_tokens,
                              max_len_a=self.cfg.eval_bleu_max_len_a, max_len_b=self.cfg.eval_bleu_max_len_b)
-        hyps = translate_split([self.trainer.model], self.valid_data, self.tgt_tok, gen, self.device)
+        hyps = translate_split([self.trainer.eval_model], self.valid_data, self.tgt_tok, gen, self.device)
         refs = [self.tgt_tok.decode(self.valid_data.tgt[i].tolist()) for i in range(len(self.valid_data))]
         return float(sacrebleu.corpus_bleu(hyps, [refs]).score)
 
@@ -230,7 +235,7 @@ class Run:
         from nmt.visualize import cross_attention_image
 
         try:
-            image = cross_attention_image(self.trainer.model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
+            image = cross_attention_image(self.trainer.eval_model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
         except UserError as e:  # e.g. an architecture without attention: say so once, keep training
             log.warning("--attn-sample: %s", e)
             self.cfg.attn_sample = None
