@@ -160,22 +160,38 @@ def load_models(paths: str, device: str | torch.device = "cpu") -> list[Loaded]:
 
 
 # ----------------------------------------------------------------------------- averaging
-def average(paths: list[str]) -> dict:
-    """Mean of the weights of several checkpoints of one architecture (float sums in float64)."""
+def average(paths: list[str], trained: bool = False) -> dict:
+    """Mean of the weights of several checkpoints of one architecture (float sums in float64).
+
+    A checkpoint saved with --ema-decay holds the moving average as its model and the weights
+    training reached beside it; `trained` averages those instead.
+    """
     if not paths:
         raise UserError("no checkpoints to average")
+
+    def weights(path: str, payload: dict) -> dict:
+        if not trained:
+            return payload["model"]
+        state = payload.get("train_state")
+        if not isinstance(state, dict) or "trained_model" not in state:
+            raise UserError(f"{path} holds no trained weights apart from its model (it was not saved by "
+                            "training with --ema-decay)")
+        return state["trained_model"]
+
     first = load(paths[0])
-    sums = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
+    first_weights = weights(paths[0], first)
+    sums = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first_weights.items()}
     for p in paths[1:]:
         payload = load(p)
-        if payload["arch"] != first["arch"] or payload["model"].keys() != sums.keys():
+        model = weights(p, payload)
+        if payload["arch"] != first["arch"] or model.keys() != sums.keys():
             raise UserError(f"{p} is a different architecture than {paths[0]}; cannot average them")
-        for k, v in payload["model"].items():
+        for k, v in model.items():
             if v.is_floating_point():
                 sums[k] += v.double()
     out = {k: v for k, v in first.items() if k != "train_state"}
     out["model"] = {
-        k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v for k, v in sums.items()
+        k: (v / len(paths)).to(first_weights[k].dtype) if v.is_floating_point() else v for k, v in sums.items()
     }
     out["averaged_from"] = [os.path.basename(p) for p in paths]
     return out

@@ -221,6 +221,9 @@ def average_checkpoints(
     output: str = typer.Option(..., help="Averaged checkpoint to write (atomically)."),
     num_epoch_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpointN.pt of the dir."),
     num_update_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpoint_E_U.pt of the dir."),
+    trained_weights: bool = typer.Option(
+        False, help="Average the weights training reached, not the moving average that checkpoints saved "
+                    "with --ema-decay hold as their model (one input: extract them)."),
 ) -> None:
     """Average the weights of several checkpoints into one."""
     import os
@@ -246,7 +249,7 @@ def average_checkpoints(
         if len(found) < count:
             raise UserError(f"{flag} {count}: {inputs[0]} has only {len(found)} such checkpoint(s)")
         paths = found[-count:]
-    save(output, average(paths))
+    save(output, average(paths, trained=trained_weights))
     print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(p) for p in paths)}) into {output}",
           file=sys.stderr)
 

@@ -91,3 +91,26 @@ def test_validation_scores_the_average(toy_data_dir, tmp_path, capfd):
     assert _run(_args(toy_data_dir, tmp_path / "c", *base, "--ema-decay", "0.999")) == 0
     slow = _valid_losses(capfd.readouterr().err)
     assert len(plain) == len(slow) == 1 and slow[0] > plain[0] + 1.0
+
+
+def test_average_checkpoints_can_take_the_trained_weights(toy_data_dir, tmp_path, monkeypatch, capsys):
+    from test_generate import _cli
+
+    assert _run(_args(toy_data_dir, tmp_path / "ema", "--max-update", "6", "--save-interval-updates", "3",
+                      "--ema-decay", "0.9", "--ema-start-update", "1")) == 0
+    paths = ckpt.update_checkpoints(str(tmp_path / "ema"))
+    trained = [ckpt.load(p)["train_state"]["trained_model"] for p in paths]
+    out = str(tmp_path / "raw.pt")
+    code, _, _ = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", *paths, "--trained-weights", "--output", out)
+    assert code == 0
+    for k, v in ckpt.load(out)["model"].items():
+        assert torch.allclose(v, (trained[0][k] + trained[1][k]) / 2, atol=1e-6), k
+    # One input: its trained weights exactly, a checkpoint that translates like any other.
+    code, _, _ = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", paths[1], "--trained-weights", "--output", out)
+    assert code == 0 and all(torch.equal(v, trained[1][k]) for k, v in ckpt.load(out)["model"].items())
+    assert "train_state" not in ckpt.load(out)
+    # A checkpoint without them (trained without --ema-decay, or an average) is refused, nothing written.
+    plain = str(tmp_path / "plain.pt")
+    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", out, "--trained-weights", "--output", plain)
+    assert code == 2 and "holds no trained weights apart from its model" in err and err.count("\n") == 1
+    assert not (tmp_path / "plain.pt").exists()
