@@ -222,7 +222,7 @@ def average_checkpoints(
     num_epoch_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpointN.pt of the dir."),
     num_update_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpoint_E_U.pt of the dir."),
     trained_weights: bool = typer.Option(
-        False, help="Average the weights training reached, not the moving average that checkpoints saved "
+        False, "--trained-weights", help="Average the weights training reached, not the moving average that checkpoints saved "
                     "with --ema-decay hold as their model (one input: extract them)."),
 ) -> None:
     """Average the weights of several checkpoints into one."""
