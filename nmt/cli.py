@@ -13,7 +13,7 @@ import typer
 
 from nmt import __version__
 from nmt.errors import UserError
-from nmt.perf import keep_freed_memory
+from nmt.perf import keep_freed_memory, keep_matmul_kernels
 
 app = typer.Typer(
     add_completion=False,
@@ -346,6 +346,7 @@ def visualize_attn(
 def main() -> None:
     """Console entry point: run the app; a UserError becomes one stderr line and exit code 2."""
     keep_freed_memory()
+    keep_matmul_kernels()
     try:
         app()
     except UserError as e:

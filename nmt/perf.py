@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
+ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+MATMUL_KERNELS = 8192
 
 
 def keep_freed_memory() -> bool:
@@ -29,3 +32,12 @@ def keep_freed_memory() -> bool:
         return False
     # mallopt returns 1 on success; a non-glibc libc (musl) has no mallopt and is left alone
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def keep_matmul_kernels(capacity: int = MATMUL_KERNELS) -> int:
+    """Size oneDNN's kernel cache (unless the environment already sets it); returns the capacity in force.
+
+    oneDNN reads the variable when it first builds a kernel, so this must run before the
+    process's first bf16 matrix product (the CLI calls it at start-up).
+    """
+    return int(os.environ.setdefault(ONEDNN_CACHE, str(capacity)))

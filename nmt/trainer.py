@@ -12,6 +12,9 @@ The same code path runs on CPU or CUDA, in one process or under DDP, in fp32, bf
   bf16 and fp32 need none;
 - a non-finite gradient norm (identical on every rank after the all-reduce) stops training
   before the optimizer step, so no corrupt weights can reach a checkpoint;
+- under autocast, a model with an `output_weight` (the Transformer) returns its features and
+  the criterion computes the logits block by block (nmt.criterion, `*_from_features`), so the
+  (tokens x vocabulary) logits are never held in full;
 - with `--ema-decay`, an exponential moving average of the weights follows every update
   (nmt.ema) and `eval_model` (validation, checkpoints) is that average.
 
@@ -27,7 +30,7 @@ from typing import Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt import criterion as _criterion  # noqa: F401  (registers the criteria)
+from nmt import criterion as _criterion  # (importing it registers the criteria)
 from nmt import dist
 from nmt.config import TrainConfig
 from nmt.data import Batch
@@ -57,6 +60,9 @@ class Trainer:
             self.net = torch.compile(self.net)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.criterion = lookup(CRITERIA, cfg.criterion, "criterion")
+        self.from_features = None  # the criterion's blockwise form, used under autocast (see the module doc)
+        if cfg.amp != "none" and hasattr(self.model, "output_weight"):
+            self.from_features = _criterion.FROM_FEATURES.get(cfg.criterion)
         self.optimizer = build_optimizer(self.params, cfg.optim)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
@@ -77,6 +83,18 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def loss(self, net: torch.nn.Module, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+        """(loss_sum, stats) of one batch through `net`, the wrapper (DDP, compile) of `model` or
+        `model` itself."""
+        eps = self.cfg.label_smoothing
+        if self.from_features is None:
+            with self.autocast():
+                logits = net(batch.src, batch.src_pad_mask, batch.tgt_in)
+            return self.criterion(logits, batch.tgt_out, eps)
+        with self.autocast():
+            features = net(batch.src, batch.src_pad_mask, batch.tgt_in, features_only=True)
+        return self.from_features(features, model.output_weight, batch.tgt_out, eps, dtype=self.amp_dtype)
 
     def lr(self) -> float:
         return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale)
@@ -104,15 +122,12 @@ class Trainer:
         loss_scale = self.info.world_size / max(total_tokens, 1.0)
         self.net.train()
         sums = {k: torch.zeros((), device=self.device) for k in STAT_KEYS}
-        eps = self.cfg.label_smoothing
         for i, batch in enumerate(batches):
             batch = batch.to(self.device, non_blocking=True)
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if (last or not self.info.enabled) else self.net.no_sync()
             with sync:
-                with self.autocast():
-                    logits = self.net(batch.src, batch.src_pad_mask, batch.tgt_in)
-                loss, stats = self.criterion(logits, batch.tgt_out, eps)
+                loss, stats = self.loss(self.net, self.model, batch)
                 self.scaler.scale(loss * loss_scale).backward()
             for k in STAT_KEYS:
                 sums[k] += stats[k].float()
@@ -162,9 +177,7 @@ class Trainer:
         model = self.eval_model
         model.eval()
         batch = batch.to(self.device, non_blocking=True)
-        with self.autocast():
-            logits = model(batch.src, batch.src_pad_mask, batch.tgt_in)
-        _, stats = self.criterion(logits, batch.tgt_out, self.cfg.label_smoothing)
+        _, stats = self.loss(model, model, batch)
         return {k: stats[k].float() for k in STAT_KEYS}
 
     # ------------------------------------------------------------------ state

@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.criterion import cross_entropy, label_smoothed_cross_entropy, token_losses
+from nmt import criterion
+from nmt.criterion import (
+    cross_entropy,
+    label_smoothed_cross_entropy,
+    label_smoothed_cross_entropy_from_features,
+    token_losses,
+    token_losses_from_features,
+)
 from nmt.tokenizer import PAD
 
 
@@ -74,3 +81,55 @@ def test_bf16_logits_give_float32_losses():
     loss, _ = label_smoothed_cross_entropy(logits, target, eps=0.1)
     loss.backward()
     assert loss.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
+
+
+def _features_case(seed=3, n=(5, 9), d=16, v=37):
+    torch.manual_seed(seed)
+    features = torch.randn(*n, d, dtype=torch.float64)
+    weight = torch.randn(v, d, dtype=torch.float64) * 0.5
+    target = torch.randint(1, v, n)
+    target[0, 4:] = PAD
+    target[3, 1:] = PAD
+    return features, weight, target
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("block_rows", [1, 7, 45, 1000])  # one row, a ragged last block, exact, a single block
+def test_from_features_equals_the_logits_path_values_and_gradients(monkeypatch, eps, block_rows):
+    features, weight, target = _features_case()
+    monkeypatch.setitem(criterion.BLOCK_ELEMENTS, "cpu", block_rows * weight.size(0))
+    grads = []
+    for blockwise in (False, True):
+        f, w = features.clone().requires_grad_(), weight.clone().requires_grad_()
+        if blockwise:
+            loss, nll = token_losses_from_features(f, w, target, eps)
+        else:
+            loss, nll = token_losses(f @ w.t(), target, eps)
+        scale = torch.linspace(0.5, 2.0, loss.numel())  # an uneven upstream gradient
+        (loss * scale).sum().backward()
+        grads.append((loss, nll, f.grad, w.grad))
+    for ref, got in zip(*grads):
+        assert got.dtype == ref.dtype
+        assert torch.allclose(got, ref, atol=1e-6), (got - ref).abs().max()
+    assert torch.count_nonzero(grads[1][2][target == PAD]) == 0  # padding positions get no gradient
+
+
+def test_from_features_under_bf16_autocast_matches_the_autocast_logits_path(monkeypatch):
+    features, weight, target = (t.float() if t.is_floating_point() else t for t in _features_case(v=300))
+    monkeypatch.setitem(criterion.BLOCK_ELEMENTS, "cpu", 8 * 300)
+    out = []
+    for blockwise in (False, True):
+        f, w = features.clone().requires_grad_(), weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if blockwise:
+                loss, stats = label_smoothed_cross_entropy_from_features(f, w, target, 0.1)
+            else:
+                loss, stats = label_smoothed_cross_entropy(f @ w.t(), target, 0.1)
+        loss.backward()
+        out.append((loss, stats["nll_loss"], f.grad, w.grad))
+    (ref_loss, ref_nll, ref_f, ref_w), (loss, nll, gf, gw) = out
+    assert loss.dtype == torch.float32 and gf.dtype == torch.float32 and gw.dtype == torch.float32
+    # Both multiply in bf16 with float32 reductions: equal losses; gradients equal up to bf16 rounding.
+    assert torch.allclose(loss, ref_loss, rtol=1e-5) and torch.allclose(nll, ref_nll, rtol=1e-5)
+    for got, ref in ((gf, ref_f), (gw, ref_w)):
+        assert (got - ref).abs().max() <= 2e-2 * ref.abs().max()

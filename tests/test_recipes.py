@@ -109,7 +109,7 @@ BAD = [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["e
         ({"EPOCHS": "ten"}, "EPOCHS"), ({"DEVICE": "tpu"}, "DEVICE"), ({"EPOCHS": "3", "AVG": "5"}, "AVG=5")]] + \
     [("multi30k.sh", ["en", "de"], env, f"error: {word}") for env, word in [
         ({"HOURS": "0"}, "HOURS"), ({"HOURS": "1h"}, "HOURS"), ({"EPOCHS": "ten"}, "EPOCHS"),
-        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN")]] + \
+        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP")]] + \
     [("wmt14_en_de.sh", [], env, f"error: {word}") for env, word in [
         ({"ARCH": "transformer_huge"}, "ARCH"), ({"AMP": "fp8"}, "AMP"), ({"GPUS": "0"}, "GPUS"),
         ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
@@ -190,6 +190,16 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, cfg.optim.lr) == \
         ("transformer_multi30k", 0.5, 100, 10, True, 3e-3)
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
+    amx = "amx_bf16" in Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else False
+    assert cfg.amp == ("bf16" if amx else "none")  # AMP=auto: bf16 where the CPU multiplies it in hardware
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16"])
+def test_multi30k_amp_setting_reaches_training(tmp_path, amp):
+    epoch_checkpoints(tmp_path, range(1, 6))
+    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))), AMP=amp)
+    assert proc.returncode == 0, proc.stderr
+    assert parse_train_args(train_argv(tmp_path))[0].amp == amp
 
 
 @pytest.mark.parametrize("epochs, avg, expect", [

@@ -19,6 +19,10 @@ Protocol (both families; search, trainer, generate and visualize rely on nothing
         when need_attn (families without self-attention leave that kind out).
     max_positions() -> (max source tokens, max target tokens)
 
+Optional (the Transformer has it; the trainer checks for it): `forward(..., features_only=True)`
+returns the decoder output (B, T, D) and `output_weight` (V, D) the bias-free projection to
+the logits, so that the loss can be computed without holding all (B, T, V) logits at once.
+
 `src_pad_mask` is True at padding. Tokens: src = pieces + EOS, tgt_in = BOS + pieces,
 tgt_out = pieces + EOS (ids in nmt.tokenizer). No cache lives on modules, and no state tensor
 is ever modified in place (search shares unchanged state tensors between beams).

@@ -203,10 +203,12 @@ class TransformerDecoder(nn.Module):
             nn.init.normal_(self.output_projection.weight, mean=0.0, std=D**-0.5)
 
     def forward(
-        self, tgt_in: Tensor, memory: Tensor, src_pad_mask: Tensor, state: Optional[dict], need_attn: bool
+        self, tgt_in: Tensor, memory: Tensor, src_pad_mask: Tensor, state: Optional[dict], need_attn: bool,
+        project: bool = True,
     ) -> tuple[Tensor, dict, Optional[dict]]:
         """tgt_in (B, T) new positions (all of them when state is None); memory (B, S, D_enc).
-        Returns (logits (B, T, V), state, attn or None)."""
+        Returns (logits (B, T, V), or the features (B, T, D) before the projection when not
+        `project`, state, attn or None)."""
         T = tgt_in.size(1)
         steps = state["steps"] if state is not None else 0
         x = self.embed_tokens(tgt_in) * self.embed_scale + self.positions(T, steps, tgt_in.device)  # (B, T, D)
@@ -225,7 +227,8 @@ class TransformerDecoder(nn.Module):
         if self.final_norm is not None:
             x = self.final_norm(x)
         attn = {"dec_self": w_self, "cross": w_cross} if need_attn else None
-        return self.output_projection(x), {"steps": steps + T, "layers": layers}, attn
+        out = self.output_projection(x) if project else x
+        return out, {"steps": steps + T, "layers": layers}, attn
 
 
 class TransformerModel(nn.Module):
@@ -241,11 +244,17 @@ class TransformerModel(nn.Module):
         self.encoder = TransformerEncoder(cfg, src_embed)
         self.decoder = TransformerDecoder(cfg, tgt_embed, tie_output)
 
-    def forward(self, src: Tensor, src_pad_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher-forced pass: src (B, S), src_pad_mask (B, S), tgt_in (B, T) -> logits (B, T, V)."""
+    def forward(self, src: Tensor, src_pad_mask: Tensor, tgt_in: Tensor, features_only: bool = False) -> Tensor:
+        """Teacher-forced pass: src (B, S), src_pad_mask (B, S), tgt_in (B, T) -> logits (B, T, V),
+        or with `features_only` the decoder output (B, T, D) that `output_weight` projects to them."""
         memory, _ = self.encode(src, src_pad_mask)
-        logits, _, _ = self.decode(tgt_in, memory, src_pad_mask)
-        return logits
+        out, _, _ = self.decoder(tgt_in, memory["out"], src_pad_mask, None, False, project=not features_only)
+        return out
+
+    @property
+    def output_weight(self) -> Tensor:
+        """The bias-free output projection (V, D): logits = features @ output_weight^T."""
+        return self.decoder.output_projection.weight
 
     def encode(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[dict, Optional[dict]]:
         """-> ({"out": (B, S, D)}, {"enc_self": [(B, H, S, S) per layer]} when need_attn else None)."""
