@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+import sentencepiece as spm
 
-from nmt.tokenizer import UNK, AnyTokenizer
+from nmt.tokenizer import UNK, AnyTokenizer, SentencePieceTokenizer
 
 FORMAT_VERSION = 1  # of a data directory (meta.json + .bin/.idx); readers refuse newer ones
 CHUNK_LINES = 4096
@@ -183,6 +184,60 @@ def binarize_split(
                 writers[lang].add(enc)
                 stats.count(lang, enc)
             stats.kept += len(src.lens)
+    finally:
+        for w in writers.values():
+            w.close()
+    return stats
+
+
+def _read_split(prefix: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """The flat ids and the n+1 offsets of `{prefix}.bin/.idx` (written by TokenWriter)."""
+    return np.fromfile(prefix + ".bin", dtype=dtype).astype(np.int64), np.fromfile(prefix + ".idx", dtype=np.int64)
+
+
+def sample_split(
+    prefix: Callable[[str], str],
+    out_prefix: Callable[[str], str],
+    langs: tuple[str, str],
+    tokenizers: tuple[SentencePieceTokenizer, SentencePieceTokenizer],
+    dtype: str,
+    alpha: float,
+    seed: int,
+    max_len: int,
+    chunk_lines: int = CHUNK_LINES,
+) -> SplitStats:
+    """A copy of the binarized split at `prefix(lang)` in which every sentence is segmented anew
+    by sampling (`encode_sampled`): the same sentences in the same order, other pieces.
+
+    Each sentence is decoded to text and encoded again with sampling. A side holding an
+    unknown piece keeps its original segmentation (its text would not decode back to itself),
+    and so does a pair whose sampled side would exceed `max_len` pieces: the copy passes the
+    same cleaning as the split it copies.
+    """
+    spm.set_random_generator_seed(seed)
+    stats = SplitStats()
+    split = {lang: _read_split(prefix(lang), dtype) for lang in langs}
+    n = len(split[langs[0]][1]) - 1
+    writers = {lang: TokenWriter(out_prefix(lang), dtype) for lang in langs}
+    try:
+        for start in range(0, n, chunk_lines):
+            rows = range(start, min(start + chunk_lines, n))
+            original = {lang: [flat[off[i] : off[i + 1]].tolist() for i in rows] for lang, (flat, off) in split.items()}
+            sampled = {lang: tok.encode_sampled([tok.decode(ids) for ids in original[lang]], alpha)
+                       for lang, tok in zip(langs, tokenizers)}
+            for i in range(len(rows)):
+                for lang in langs:  # text with unknown characters would not decode back to itself
+                    if UNK in original[lang][i]:
+                        sampled[lang][i] = original[lang][i]
+                if max(len(sampled[lang][i]) for lang in langs) > max_len:
+                    for lang in langs:
+                        sampled[lang][i] = original[lang][i]
+            for lang in langs:
+                enc = Encoded.of(sampled[lang])
+                writers[lang].add(enc)
+                stats.count(lang, enc)
+            stats.lines += len(rows)
+            stats.kept += len(rows)
     finally:
         for w in writers.values():
             w.close()

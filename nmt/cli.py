@@ -61,6 +61,12 @@ def preprocess(
     character_coverage: Optional[float] = typer.Option(None, help="SentencePiece character coverage."),
     input_sentence_size: Optional[int] = typer.Option(None, help="SentencePiece samples at most this many lines."),
     seed: Optional[int] = typer.Option(None, help="Seed of SentencePiece's input sample."),
+    subword_samples: Optional[int] = typer.Option(
+        None, help="Also write this many copies of train with sampled segmentations; training takes one per epoch."
+    ),
+    subword_alpha: Optional[float] = typer.Option(
+        None, help="Sampling of those copies: unigram smoothing (smaller, more varied) or BPE-dropout rate."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing non-empty destdir."),
 ) -> None:
     """Train SentencePiece and binarize parallel text into a data directory.
@@ -73,7 +79,8 @@ def preprocess(
     given = dict(
         vocab_size=vocab_size, spm_model_type=spm_model_type, tokenizer=tokenizer, max_len=max_len,
         max_len_ratio=max_len_ratio, workers=workers, character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size, seed=seed,
+        input_sentence_size=input_sentence_size, seed=seed, subword_samples=subword_samples,
+        subword_alpha=subword_alpha,
     )
     cfg = PreprocessConfig(
         source_lang=source_lang, target_lang=target_lang, trainpref=trainpref, destdir=destdir,

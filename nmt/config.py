@@ -102,7 +102,9 @@ class PreprocessConfig:
     force: bool = False  # replace an existing non-empty destdir
     character_coverage: float = 1.0  # SentencePiece: share of characters kept (lower for large alphabets)
     input_sentence_size: int = 1_000_000  # SentencePiece trains on a seeded sample of at most this many lines
-    seed: int = 1  # SentencePiece's input sampling
+    seed: int = 1  # SentencePiece's input sampling (and, plus k, the k-th sampled copy's segmentation)
+    subword_samples: int = 0  # copies of train with sampled segmentations, one per epoch in turn (0: none)
+    subword_alpha: float = 0.3  # their sampling: unigram smoothing exponent (smaller, more varied) or BPE-dropout rate
 
 
 # ----------------------------------------------------------------------------- training

@@ -132,6 +132,18 @@ def load_split(data_dir: str, split: str, meta: Optional[dict] = None) -> PairDa
     return PairDataset(src, tgt)
 
 
+def train_copies(data_dir: str, meta: dict) -> list[PairDataset]:
+    """The training split followed by its copies with sampled segmentations (`nmt preprocess
+    --subword-samples`); epoch e trains on entry (e - 1) mod len, see `copy_of_epoch`."""
+    count = meta["splits"]["train"].get("sampled_copies", {}).get("count", 0)
+    return [load_split(data_dir, "train", meta)] + [load_split(data_dir, f"train.sample{k}", meta) for k in range(1, count + 1)]
+
+
+def copy_of_epoch(epoch: int, copies: int) -> int:
+    """Which of `copies` training copies epoch `epoch` (from 1) uses: each in turn, the original first."""
+    return (epoch - 1) % copies
+
+
 def batch_by_tokens(
     src_sizes: np.ndarray,
     tgt_sizes: Optional[np.ndarray],

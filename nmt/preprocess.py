@@ -21,7 +21,7 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
-from nmt.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs
+from nmt.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
 from nmt.config import PreprocessConfig
 from nmt.errors import UserError
 from nmt.tokenizer import (
@@ -87,6 +87,12 @@ def _validate(cfg: PreprocessConfig) -> None:
         raise UserError(f"--max-len-ratio must be positive, got {cfg.max_len_ratio}")
     if not 0 < cfg.character_coverage <= 1:
         raise UserError(f"--character-coverage must be in (0, 1], got {cfg.character_coverage}")
+    if cfg.subword_samples < 0:
+        raise UserError(f"--subword-samples must be 0 or more, got {cfg.subword_samples}")
+    if cfg.subword_samples and cfg.tokenizer != "sentencepiece":
+        raise UserError("--subword-samples needs --tokenizer sentencepiece (pre-tokenized words have one segmentation)")
+    if cfg.subword_samples and not 0 < cfg.subword_alpha <= 1:
+        raise UserError(f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}")
 
 
 def _check_destdir(destdir: str, force: bool) -> None:
@@ -247,6 +253,16 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
         }
         if split != "train":
             split_meta[split]["flagged"] = stats.flagged
+    for k in range(1, cfg.subword_samples + 1):  # subword regularization: training cycles through these
+        name = f"train.sample{k}"
+        stats = sample_split(
+            lambda lang: os.path.join(work, f"train.{lang}"), lambda lang, name=name: os.path.join(work, f"{name}.{lang}"),
+            langs, (objects[langs[0]], objects[langs[1]]), dtype, cfg.subword_alpha, cfg.seed + k, cfg.max_len,
+        )
+        split_meta[name] = {**split_meta["train"], "lines": stats.lines, "kept": stats.kept,
+                            "dropped": dict.fromkeys(stats.dropped, 0), "tokens": stats.tokens, "unknown": stats.unknown}
+    if cfg.subword_samples:
+        split_meta["train"]["sampled_copies"] = {"count": cfg.subword_samples, "alpha": cfg.subword_alpha}
     meta = {
         "format_version": FORMAT_VERSION,
         "source_lang": cfg.source_lang,

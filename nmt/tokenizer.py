@@ -62,6 +62,13 @@ class SentencePieceTokenizer:
         number of processes encoding in parallel is chosen by the caller)."""
         return self.sp.encode(texts, out_type=int, num_threads=1)
 
+    def encode_sampled(self, texts: list[str], alpha: float) -> list[list[int]]:
+        """A segmentation of each line drawn at random instead of the best one (subword
+        regularization): for a unigram model from all segmentations with probability
+        proportional to P(segmentation)^alpha (smaller alpha, more varied), for a BPE model
+        with each merge dropped with probability alpha. Seeded by `spm.set_random_generator_seed`."""
+        return self.sp.encode(texts, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=-1, num_threads=1)
+
     def decode(self, ids: Sequence[int]) -> str:
         """Detokenized text of `ids`: stops at the first EOS, skips PAD and BOS."""
         return self.sp.decode(_content_ids(ids))

@@ -23,7 +23,8 @@ import torch
 from nmt import checkpoint as ckpt
 from nmt import config as C
 from nmt import dist
-from nmt.data import BatchDataset, batch_by_tokens, collate, epoch_order, load_split, read_meta, shard, updates_per_epoch
+from nmt.data import (BatchDataset, batch_by_tokens, collate, copy_of_epoch, epoch_order, load_split, read_meta,
+                      shard, train_copies, updates_per_epoch)
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model, config_from_dict
 from nmt.optim import plateau_update
@@ -63,7 +64,8 @@ class Run:
         self.meta = read_meta(cfg.data)
         self.blobs = read_blobs(cfg.data, self.meta)
         self.src_tok, self.tgt_tok = load_tokenizers(self.meta, self.blobs)
-        self.train_data = load_split(cfg.data, "train", self.meta)
+        self.train_sets = train_copies(cfg.data, self.meta)  # the split, then any subword-sampled copies
+        self.train_data = self.train_sets[0]
         self.valid_data = load_split(cfg.data, "valid", self.meta) if "valid" in self.meta.get("splits", {}) else None
         self.restore_path: Optional[str] = None
         self.restore = self._restore_payload()
@@ -92,7 +94,8 @@ class Run:
         self.board = Board(cfg.tensorboard_logdir or os.path.join(cfg.save_dir, "tensorboard")) if self.info.is_main else Board(None)
         if self.restore is not None:
             self._load_train_state(self.restore.get("train_state"))
-        self.batches = batch_by_tokens(self.train_data.src.sizes, self.train_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        self.set_batches = [batch_by_tokens(d.src.sizes, d.tgt.sizes, cfg.max_tokens, cfg.batch_size) for d in self.train_sets]
+        self.batches = self.set_batches[0]
         self.valid_batches = [] if self.valid_data is None else batch_by_tokens(
             self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
         # A schedule's horizon (cosine; read at each update): --max-update, or else the epoch limit.
@@ -177,11 +180,17 @@ class Run:
 
     # ------------------------------------------------------------------ data
     def epoch_batches(self, epoch: int) -> list:
-        order = epoch_order(len(self.batches), epoch, self.cfg.seed)
-        return shard([self.batches[i] for i in order], self.info.rank, self.info.world_size)
+        batches = self.set_batches[copy_of_epoch(epoch, len(self.set_batches))]
+        order = epoch_order(len(batches), epoch, self.cfg.seed)
+        return shard([batches[i] for i in order], self.info.rank, self.info.world_size)
 
-    def iterate(self, batches: list) -> Iterator:
-        dataset = BatchDataset(self.train_data, batches)
+    def epoch_data(self, epoch: int):
+        """The training copy that `epoch_batches(epoch)` index into."""
+        return self.train_sets[copy_of_epoch(epoch, len(self.train_sets))]
+
+    def iterate(self, batches: list, data=None) -> Iterator:
+        """Collated batches of `data` (default: the training split itself)."""
+        dataset = BatchDataset(data if data is not None else self.train_data, batches)
         if self.cfg.num_workers == 0:
             return (dataset[i] for i in range(len(dataset)))
         return iter(torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.cfg.num_workers,
@@ -300,7 +309,7 @@ class Run:
         cfg, p, t = self.cfg, self.progress, self.trainer
         group: list = []
         remaining = len(batches) - p.batch_offset
-        for batch in self.iterate(batches[p.batch_offset :]):
+        for batch in self.iterate(batches[p.batch_offset :], self.epoch_data(p.epoch)):
             group.append(batch)
             remaining -= 1
             if len(group) < cfg.update_freq and remaining > 0:

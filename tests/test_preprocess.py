@@ -175,10 +175,18 @@ def _case(name: str, raw: Path) -> tuple[list[str], str]:
     if name == "vocab":
         write_pair(raw / "train", GOOD, GOOD)
         return ["--trainpref", t, "--vocab-size", "5000"], "--vocab-size 5000 is too large"
+
+
+    if name == "samples_words":
+        write_pair(raw / "train", GOOD, GOOD)
+        return ["--trainpref", t, "--tokenizer", "none", "--subword-samples", "2"], "--subword-samples needs"
+    if name == "samples_alpha":
+        write_pair(raw / "train", GOOD, GOOD)
+        return ["--trainpref", t, "--subword-samples", "2", "--subword-alpha", "0"], "--subword-alpha must be in (0, 1]"
     raise AssertionError(name)
 
 
-CASES = ["missing", "line_counts", "utf8", "empty", "blank", "cleaned_empty", "vocab"]
+CASES = ["missing", "line_counts", "utf8", "empty", "blank", "cleaned_empty", "vocab", "samples_words", "samples_alpha"]
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-destdir", "existing-destdir"])
@@ -246,3 +254,42 @@ def test_destdir_under_a_file(tmp_path: Path, monkeypatch, capsys) -> None:
     code, err = run_cli(args, monkeypatch, capsys)
     assert (code, err) == (2, f"error: cannot create --destdir {tmp_path / 'file/sub'}: Not a directory\n")
     assert snapshot(tmp_path) == before
+
+
+# ----------------------------------------------------------------------------- subword sampling
+def _sampled(raw: Path, dest: Path, alpha: float = 0.3) -> dict:
+    cfg = PreprocessConfig(source_lang="en", target_lang="fr", trainpref=str(raw / "train"), destdir=str(dest),
+                           validpref=str(raw / "valid"), vocab_size=300, joined_dictionary=True,
+                           subword_samples=2, subword_alpha=alpha)
+    return preprocess(cfg, console=QUIET)
+
+
+def test_subword_samples_segment_the_same_sentences_anew(toy_raw_dir: Path, toy_data_dir: Path, tmp_path: Path) -> None:
+    meta = _sampled(toy_raw_dir, tmp_path / "a")
+    assert meta["splits"]["train"]["sampled_copies"] == {"count": 2, "alpha": 0.3}
+    src_tok, tgt_tok = load_tokenizers(meta, read_blobs(str(tmp_path / "a"), meta))
+    train = load_split(str(tmp_path / "a"), "train", meta)
+    assert snapshot(tmp_path / "a")["train.en.bin"] == snapshot(toy_data_dir)["train.en.bin"]  # the split itself is unchanged
+    copies = [load_split(str(tmp_path / "a"), f"train.sample{k}", meta) for k in (1, 2)]
+    for copy in copies:
+        assert len(copy) == len(train) == meta["splits"]["train"]["kept"]
+        for side, tok in (("src", src_tok), ("tgt", tgt_tok)):
+            a, b = getattr(train, side), getattr(copy, side)
+            assert all(tok.decode(a[i].tolist()) == tok.decode(b[i].tolist()) for i in range(len(a)))  # same text
+            changed = sum(not np.array_equal(a[i], b[i]) for i in range(len(a)))
+            assert changed > len(a) // 4  # other pieces for many of them
+        assert meta["splits"]["train.sample1"]["tokens"]["en"] > meta["splits"]["train"]["tokens"]["en"]
+    assert not np.array_equal(np.asarray(copies[0].src.tokens), np.asarray(copies[1].src.tokens))
+    # Seeded: the same command writes the same copies (the SentencePiece model records its path).
+    _sampled(toy_raw_dir, tmp_path / "b")
+    data = [{k: v for k, v in snapshot(tmp_path / d).items() if k.endswith((".bin", ".idx"))} for d in "ab"]
+    assert data[0] == data[1] and "train.sample2.fr.idx" in data[0]
+
+
+def test_milder_sampling_changes_fewer_segmentations(toy_raw_dir: Path, tmp_path: Path) -> None:
+    changed = {}
+    for alpha in (0.1, 1.0):
+        meta = _sampled(toy_raw_dir, tmp_path / str(alpha), alpha)
+        train, copy = (load_split(str(tmp_path / str(alpha)), s, meta) for s in ("train", "train.sample1"))
+        changed[alpha] = sum(not np.array_equal(train.src[i], copy.src[i]) for i in range(len(train)))
+    assert changed[1.0] < changed[0.1]

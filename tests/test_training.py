@@ -88,6 +88,32 @@ def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(
     assert Run(fp32, overrides).trainer.from_features is None
 
 
+def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, capfd):
+    from rich.console import Console
+
+    from nmt.config import PreprocessConfig
+    from nmt.preprocess import preprocess
+
+    data = tmp_path / "data"
+    preprocess(PreprocessConfig(source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
+                                validpref=str(toy_raw_dir / "valid"), destdir=str(data), vocab_size=300,
+                                joined_dictionary=True, subword_samples=2), console=Console(quiet=True))
+    cfg, overrides = parse_train_args(_args(data, tmp_path / "ckpt", "--max-epoch", "4"))
+    run = Run(cfg, overrides)
+    assert len(run.train_sets) == 3
+    for epoch, copy in ((1, 0), (2, 1), (3, 2), (4, 0), (5, 1)):
+        data_e, batches = run.epoch_data(epoch), run.epoch_batches(epoch)
+        assert data_e is run.train_sets[copy]
+        assert sorted(i for b in batches for i in b.tolist()) == list(range(len(data_e)))  # every pair once
+        assert max(len(b) * (int(data_e.tgt.sizes[b].max()) + 1) for b in batches) <= cfg.max_tokens  # its own lengths
+    first = next(run.iterate(run.epoch_batches(2)[:1], run.epoch_data(2)))
+    same = next(run.iterate(run.epoch_batches(2)[:1]))  # the same sentences, original segmentation
+    assert [run.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [run.tgt_tok.decode(r) for r in same.tgt_out.tolist()]
+    assert run.run() == 0
+    err = capfd.readouterr().err
+    assert "epoch 004 | valid on 'valid' subset" in err and "epoch 005" not in err
+
+
 def test_nan_loss_stops_with_the_update_number_and_saves_nothing(toy_data_dir, tmp_path):
     cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--max-update", "10"))
     run = Run(cfg, overrides)
