@@ -29,7 +29,7 @@
 # train.en train.de train.fr valid.en ... test2016.fr (the raw, cased, untokenized text).
 # Everything goes under $WORK (default work/multi30k-SRC-TGT). Overridable:
 #   HOURS=0.94 EPOCHS=100 VOCAB=8000 AVG=10 BEAM=5 LENPEN=1.0 THREADS=2 AMP=auto NMT="python -m nmt" WORK=... \
-#   TRAIN_ARGS="--lr 5e-3" bash recipes/multi30k.sh en de
+#   TRAIN_ARGS="--lr 5e-3" PREPROCESS_ARGS="--subword-samples 3" bash recipes/multi30k.sh en de
 # A re-run resumes training from $WORK/ckpt/checkpoint_last.pt and redoes the later steps.
 set -euo pipefail
 
@@ -52,6 +52,7 @@ THREADS="${THREADS:-2}"
 AMP="${AMP:-auto}"          # auto: bf16 on CPUs with AMX (bf16 matrix units, 1.5x faster training), else none
 NMT="${NMT:-nmt}"
 TRAIN_ARGS="${TRAIN_ARGS:-}"
+PREPROCESS_ARGS="${PREPROCESS_ARGS:-}"  # e.g. "--subword-samples 3" (subword regularization)
 URL="${MULTI30K_URL:-https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw}"
 
 for var in EPOCHS AVG VOCAB BEAM THREADS; do
@@ -103,9 +104,10 @@ done
 # ------------------------------------------------------------------ preprocess
 if [[ ! -f "$DATA/meta.json" ]]; then
     echo "== preprocess -> $DATA"
+    # shellcheck disable=SC2086  # PREPROCESS_ARGS is a list of flags
     $NMT preprocess --source-lang "$SRC" --target-lang "$TGT" \
         --trainpref "$RAW/train" --validpref "$RAW/valid" --testpref "$RAW/test2016" \
-        --destdir "$DATA" --vocab-size "$VOCAB" --joined-dictionary --force
+        --destdir "$DATA" --vocab-size "$VOCAB" --joined-dictionary --force $PREPROCESS_ARGS
 fi
 
 # ------------------------------------------------------------------ train

@@ -194,6 +194,15 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert cfg.amp == ("bf16" if amx else "none")  # AMP=auto: bf16 where the CPU multiplies it in hardware
 
 
+def test_multi30k_passes_preprocess_args(tmp_path):
+    epoch_checkpoints(tmp_path, range(1, 6))
+    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
+               PREPROCESS_ARGS="--subword-samples 3 --subword-alpha 0.5")
+    assert proc.returncode == 0, proc.stderr
+    pre = [c for c in calls(tmp_path) if c[1] == "preprocess"]
+    assert len(pre) == 1 and pre[0][-4:] == ["--subword-samples", "3", "--subword-alpha", "0.5"]
+
+
 @pytest.mark.parametrize("amp", ["none", "bf16"])
 def test_multi30k_amp_setting_reaches_training(tmp_path, amp):
     epoch_checkpoints(tmp_path, range(1, 6))
