@@ -1,7 +1,7 @@
 """Training speed of fp32 against bf16 autocast on CPU, on the Multi30k recipe's settings.
 
 `transformer_multi30k` (4+4 layers, D 128, FFN 256, shared 8k embeddings, dropout 0.2, label
-smoothing 0.1) on Multi30k en-de batches of --max-tokens 4096, one Trainer per variant in one
+smoothing 0.1) on Multi30k batches (en-de unless --data holds another pair) of --max-tokens 4096, one Trainer per variant in one
 process, rounds alternating between them so that load from other processes hits all alike:
 
     fp32             the default
@@ -27,7 +27,7 @@ import time
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", help="a data dir written by nmt preprocess (en-de, joint 8k)")
+    ap.add_argument("--data", help="a data dir written by nmt preprocess (joint 8k dictionary)")
     ap.add_argument("--raw", help="raw Multi30k dir to preprocess first")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", type=int, default=30, help="batches per round per variant")
@@ -64,7 +64,7 @@ def main() -> None:
     order = epoch_order(len(batches), 1, 1)
     dataset = BatchDataset(pairs, [batches[i] for i in order])
     chunk = [dataset[i] for i in range(min(args.batches, len(dataset)))]
-    vocab = meta["vocab_size"]["de"]
+    vocab = meta["vocab_size"][meta["target_lang"]]
 
     trainers = {}
     for name, amp in (("fp32", "none"), ("bf16 logits", "bf16"), ("bf16", "bf16")):
