@@ -1,8 +1,9 @@
 """Training speed of fp32 against bf16 autocast on CPU, on the Multi30k recipe's settings.
 
 `transformer_multi30k` (4+4 layers, D 128, FFN 256, shared 8k embeddings, dropout 0.2, label
-smoothing 0.1) on Multi30k batches (en-de unless --data holds another pair) of --max-tokens 4096, one Trainer per variant in one
-process, rounds alternating between them so that load from other processes hits all alike:
+smoothing 0.1) on Multi30k batches of --max-tokens 4096 (en-de, or the pair --data holds), one
+Trainer per variant in one process, rounds alternating between them so that load from other
+processes hits all alike:
 
     fp32             the default
     bf16 logits      autocast, the loss from the full (tokens x vocabulary) logits
