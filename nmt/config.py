@@ -140,6 +140,10 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "none"  # none | bf16 | fp16
+    # Under --amp the loss takes the decoder's features and computes the logits a block of rows
+    # at a time (less memory, level speed with AMX or on GPUs); this keeps the whole logits,
+    # which is faster where matrix products are the slow part (e.g. CPUs with AVX512-BF16 only).
+    full_logits: bool = False
     threads: Optional[int] = None  # torch intra-op threads on CPU
     max_epoch: int = 0  # 0 = no limit
     max_update: int = 0  # 0 = no limit

@@ -61,7 +61,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.criterion = lookup(CRITERIA, cfg.criterion, "criterion")
         self.from_features = None  # the criterion's blockwise form, used under autocast (see the module doc)
-        if cfg.amp != "none" and hasattr(self.model, "output_weight"):
+        if cfg.amp != "none" and not cfg.full_logits and hasattr(self.model, "output_weight"):
             self.from_features = _criterion.FROM_FEATURES.get(cfg.criterion)
         self.optimizer = build_optimizer(self.params, cfg.optim)
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]

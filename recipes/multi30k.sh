@@ -65,8 +65,15 @@ done
 [[ "$HOURS" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && ! "$HOURS" =~ ^0*\.?0*$ ]] || die "HOURS must be a number > 0, got '$HOURS'"
 [[ "$LENPEN" =~ ^[0-9]+\.?[0-9]*$ ]] || die "LENPEN must be a number >= 0, got '$LENPEN'"
 [[ "$AMP" =~ ^(auto|none|bf16)$ ]] || die "AMP must be auto, none or bf16, got '$AMP'"
+LOGITS=""
 if [[ "$AMP" == auto ]]; then
-    if grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2> /dev/null; then AMP=bf16; else AMP=none; fi
+    AMP=none
+    if grep -qw amx_bf16 /proc/cpuinfo 2> /dev/null; then AMP=bf16
+    elif grep -qw avx512_bf16 /proc/cpuinfo 2> /dev/null; then
+        # Without AMX the products are the slow part, and the blockwise loss recomputes one in
+        # backward: the whole logits train 13% faster there (docs/benchmarks.md).
+        AMP=bf16; LOGITS=--full-logits
+    fi
 fi
 (( AVG <= EPOCHS )) || die "AVG=$AVG is more than EPOCHS=$EPOCHS epoch checkpoints"
 
@@ -120,7 +127,7 @@ echo "== train transformer_multi30k for $HOURS h (at most $EPOCHS epochs, amp $A
 $NMT train "$DATA" --arch transformer_multi30k --share-all-embeddings --save-dir "$CKPT" \
     --max-tokens 4096 --dropout 0.2 --lr 3e-3 --warmup-updates 1000 --label-smoothing 0.1 \
     --stop-time-hours "$HOURS" --max-epoch "$EPOCHS" --keep-last-epochs "$AVG" --eval-bleu --best-checkpoint-metric bleu \
-    --save-init-checkpoint --threads "$THREADS" --amp "$AMP" --log-interval 100 $TRAIN_ARGS
+    --save-init-checkpoint --threads "$THREADS" --amp "$AMP" $LOGITS --log-interval 100 $TRAIN_ARGS
 
 # ------------------------------------------------------------------ average, translate, score
 # How many: a fifth of the epochs trained (rounded), from 1 to AVG. The wall-time budget gives a

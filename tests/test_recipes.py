@@ -192,6 +192,7 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
     flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
     assert cfg.amp == ("bf16" if flags & {"amx_bf16", "avx512_bf16"} else "none")  # AMP=auto: bf16 where the CPU multiplies it in hardware
+    assert cfg.full_logits == ("avx512_bf16" in flags and "amx_bf16" not in flags)  # products are slow there
 
 
 def test_multi30k_passes_preprocess_args(tmp_path):
@@ -208,7 +209,8 @@ def test_multi30k_amp_setting_reaches_training(tmp_path, amp):
     epoch_checkpoints(tmp_path, range(1, 6))
     proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))), AMP=amp)
     assert proc.returncode == 0, proc.stderr
-    assert parse_train_args(train_argv(tmp_path))[0].amp == amp
+    cfg = parse_train_args(train_argv(tmp_path))[0]
+    assert (cfg.amp, cfg.full_logits) == (amp, False)
 
 
 @pytest.mark.parametrize("epochs, avg, expect", [

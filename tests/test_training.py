@@ -70,10 +70,11 @@ def test_bf16_autocast_training_step_on_cpu(toy_data_dir, tmp_path):
 
 def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(toy_data_dir, tmp_path):
     """Under bf16 the Transformer's loss starts from its features (no full logits): same loss, same gradients."""
-    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--amp", "bf16", "--no-save", "--dropout", "0"))
-    runs = [Run(cfg, overrides) for _ in range(2)]
-    assert runs[0].trainer.from_features is not None
-    runs[1].trainer.from_features = None  # the logits path, as in fp32 or for models without output_weight
+    args = _args(toy_data_dir, tmp_path, "--amp", "bf16", "--no-save", "--dropout", "0")
+    cfg, overrides = parse_train_args(args)
+    full, _ = parse_train_args(args + ["--full-logits"])  # the logits path, as in fp32
+    runs = [Run(cfg, overrides), Run(full, overrides)]
+    assert runs[0].trainer.from_features is not None and runs[1].trainer.from_features is None
     runs[1].trainer.model.load_state_dict(runs[0].trainer.model.state_dict())
     batch = next(runs[0].iterate(runs[0].epoch_batches(1)[:1]))
     losses = []
