@@ -6,7 +6,7 @@ Trainer per variant in one process, rounds alternating between them so that load
 processes hits all alike:
 
     fp32             the default
-    bf16 logits      autocast, the loss from the full (tokens x vocabulary) logits
+    bf16 logits      autocast, the loss from the full (tokens x vocabulary) logits (`--full-logits`)
     bf16             autocast, the loss from the features block by block (what `nmt train --amp bf16` does)
 
     python benchmarks/amp_speed.py --raw ../shared/data/multi30k [--batches 30] [--rounds 3]
@@ -68,14 +68,12 @@ def main() -> None:
     vocab = meta["vocab_size"][meta["target_lang"]]
 
     trainers = {}
-    for name, amp in (("fp32", "none"), ("bf16 logits", "bf16"), ("bf16", "bf16")):
+    for name, amp, full_logits in (("fp32", "none", False), ("bf16 logits", "bf16", True), ("bf16", "bf16", False)):
         torch.manual_seed(1)
         model_cfg = dataclasses.replace(arch_config("transformer_multi30k"), dropout=0.2, share_all_embeddings=True)
-        cfg = TrainConfig(data=data, max_tokens=4096, amp=amp, label_smoothing=0.1,
+        cfg = TrainConfig(data=data, max_tokens=4096, amp=amp, full_logits=full_logits, label_smoothing=0.1,
                           optim=OptimConfig(lr=3e-3, warmup_updates=1000))
         trainer = Trainer(cfg, build_model(model_cfg, vocab, vocab, True), torch.device("cpu"), DistInfo(), 128)
-        if name == "bf16 logits":
-            trainer.from_features = None
         for b in chunk:  # every shape once, outside the clock
             trainer.train_step([b])
         trainers[name] = trainer
