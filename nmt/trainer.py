@@ -14,7 +14,7 @@ The same code path runs on CPU or CUDA, in one process or under DDP, in fp32, bf
   before the optimizer step, so no corrupt weights can reach a checkpoint;
 - under autocast, a model with an `output_weight` (the Transformer) returns its features and
   the criterion computes the logits block by block (nmt.criterion, `*_from_features`), so the
-  (tokens x vocabulary) logits are never held in full;
+  (tokens x vocabulary) logits are never held in full (`--full-logits` keeps them whole);
 - with `--ema-decay`, an exponential moving average of the weights follows every update
   (nmt.ema) and `eval_model` (validation, checkpoints) is that average.
 
