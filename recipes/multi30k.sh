@@ -19,10 +19,11 @@
 # 7 GB resident) 62 epochs, 40.86 / 40.44. On an AMD EPYC with AVX512-BF16 (bf16, a third of
 # the AMX host's speed), with the same PREPROCESS_ARGS: 32 epochs, en->fr 59.14 / 59.05.
 # On an AMD EPYC (AVX2, fp32): with the host at full speed (~180 GFLOP/s fp32 matmul), 53
-# epochs: en->de test2016 40.16 BLEU lowercased, 39.73 cased. With the host at half speed (~100 GFLOP/s), 24 epochs: en->fr
+# epochs: en->de test2016 40.16 BLEU lowercased, 39.73 cased; 42 epochs: en->fr 60.39 / 60.31
+# (the best en->fr so far). With the host at half speed (~100 GFLOP/s), 24 epochs: en->fr
 # 57.40 lowercased as run (last 10 averaged), 58.40 with the last 5 that the recipe now averages;
-# en->de, 28 epochs, last 6 averaged: 39.48. Best en->fr: 59.36 in 33 epochs with
-# TRAIN_ARGS=--normalize-before. Other TRAIN_ARGS tried (pre-norm, lr 5e-3, 2,048 tokens per
+# en->de, 28 epochs, last 6 averaged: 39.48; en->fr with TRAIN_ARGS=--normalize-before, 33
+# epochs: 59.36. Other TRAIN_ARGS tried (pre-norm, lr 5e-3, 2,048 tokens per
 # batch, dropout 0.1) learned faster early but scored the same at equal epochs; label smoothing
 # 0.05 no better; --ema-decay 0.998 on top of the checkpoint averaging 1.3 BLEU worse.
 # VOCAB=4000 and VOCAB=12000 (en->fr, fp32, 26 and 19 epochs): 56.12 and 54.63, both below 8000.
