@@ -51,6 +51,11 @@ def preprocess(
     testpref: Optional[str] = typer.Option(None, help="Test prefixes, comma-separated (splits test, test1, ...)."),
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size per language (joint size when joined)."),
     joined_dictionary: bool = typer.Option(False, "--joined-dictionary", help="One vocabulary for both languages."),
+    trim_target_vocab: bool = typer.Option(
+        False, "--trim-target-vocab",
+        help="With --joined-dictionary: number the pieces of the target training text first and give the "
+        "model an output layer over those only.",
+    ),
     spm_model_type: Optional[str] = typer.Option(None, help="SentencePiece model: unigram | bpe."),
     tokenizer: Optional[str] = typer.Option(
         None, help="sentencepiece, or none for text already tokenized (space-separated words)."
@@ -85,7 +90,7 @@ def preprocess(
     cfg = PreprocessConfig(
         source_lang=source_lang, target_lang=target_lang, trainpref=trainpref, destdir=destdir,
         validpref=validpref, testpref=[p for p in (testpref or "").split(",") if p],
-        joined_dictionary=joined_dictionary, force=force, **{k: v for k, v in given.items() if v is not None},
+        joined_dictionary=joined_dictionary, trim_target_vocab=trim_target_vocab, force=force, **{k: v for k, v in given.items() if v is not None},
     )
     run(cfg)
 

@@ -94,6 +94,7 @@ class PreprocessConfig:
     testpref: list[str] = field(default_factory=list)  # several -> splits test, test1, test2, ...
     vocab_size: int = 8000
     joined_dictionary: bool = False
+    trim_target_vocab: bool = False  # joined only: the output layer covers only the target training pieces
     spm_model_type: str = "unigram"  # unigram | bpe
     tokenizer: str = "sentencepiece"  # sentencepiece | none (text is already tokenized)
     max_len: int = 256  # training pairs with more tokens on either side are dropped

@@ -21,6 +21,7 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
+from nmt import target_vocab
 from nmt.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
 from nmt.config import PreprocessConfig
 from nmt.errors import UserError
@@ -91,6 +92,8 @@ def _validate(cfg: PreprocessConfig) -> None:
         raise UserError(f"--subword-samples must be 0 or more, got {cfg.subword_samples}")
     if cfg.subword_samples and cfg.tokenizer != "sentencepiece":
         raise UserError("--subword-samples needs --tokenizer sentencepiece (pre-tokenized words have one segmentation)")
+    if cfg.trim_target_vocab and not cfg.joined_dictionary:
+        raise UserError("--trim-target-vocab needs --joined-dictionary (a separate target vocabulary is the target's own)")
     if cfg.subword_samples and not 0 < cfg.subword_alpha <= 1:
         raise UserError(f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}")
 
@@ -261,6 +264,8 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
         )
         split_meta[name] = {**split_meta["train"], "lines": stats.lines, "kept": stats.kept,
                             "dropped": dict.fromkeys(stats.dropped, 0), "tokens": stats.tokens, "unknown": stats.unknown}
+    if cfg.trim_target_vocab:
+        vocab_size[langs[1]] = _trim_target_vocab(work, tok, split_meta, langs, dtype, vocab_size[langs[0]])
     if cfg.subword_samples:
         split_meta["train"]["sampled_copies"] = {"count": cfg.subword_samples, "alpha": cfg.subword_alpha}
     meta = {
@@ -279,6 +284,30 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
         json.dump(meta, f, indent=2, ensure_ascii=False)
         f.write("\n")
     return meta
+
+
+def _trim_target_vocab(work: str, tok: dict, split_meta: dict, langs: tuple, dtype: str, vocab_size: int) -> int:
+    """Renumber the joined dictionary in `work` so the target training pieces come first (see
+    nmt.target_vocab); updates the unknown counts in `split_meta`; returns their number K."""
+    train = [s for s in split_meta if s == "train" or s.startswith("train.sample")]
+    bins = lambda split, lang: os.path.join(work, f"{split}.{lang}.bin")  # noqa: E731
+    used = target_vocab.used_ids([bins(s, langs[1]) for s in train], dtype, vocab_size)
+    new_of_old, k = target_vocab.renumbering(used)
+    for split, entry in split_meta.items():
+        target_vocab.remap_file(bins(split, langs[0]), dtype, new_of_old)
+        entry["unknown"][langs[1]] += target_vocab.remap_file(bins(split, langs[1]), dtype, new_of_old, limit=k)
+    files = set(tok["files"].values()) | set(tok.get("vocab_files", {}).values())
+    for name in files:
+        path = os.path.join(work, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        if name.endswith(".model"):
+            data = target_vocab.reorder_sentencepiece(data, new_of_old)
+        else:
+            data = target_vocab.reorder_lines(data, new_of_old)
+        with open(path, "wb") as f:
+            f.write(data)
+    return k
 
 
 def _report(meta: dict, console: Console, seconds: float) -> None:
@@ -302,4 +331,6 @@ def _report(meta: dict, console: Console, seconds: float) -> None:
             console.print(f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} pairs would fail cleaning "
                           f"({why}); evaluation splits are kept whole")
     sizes = ", ".join(f"{k} {v}" for k, v in meta["vocab_size"].items())
-    console.print(f"vocabulary: {sizes}; tokens stored as {meta['dtype']}")
+    trimmed = len(set(meta["vocab_size"].values())) > 1 and meta["joined_dictionary"]
+    trimmed = " (joined; the target uses the first pieces only)" if trimmed else ""
+    console.print(f"vocabulary: {sizes}{trimmed}; tokens stored as {meta['dtype']}")

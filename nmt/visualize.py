@@ -29,7 +29,7 @@ from nmt import report as R
 from nmt.attn_stats import KINDS
 from nmt.errors import UserError
 from nmt.report import FORMATS, Figure
-from nmt.tokenizer import BOS, EOS, PAD
+from nmt.tokenizer import BOS, EOS, PAD, UNK
 
 
 # ----------------------------------------------------------------------------- capture
@@ -159,7 +159,10 @@ def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[li
     if cfg.target is not None and cfg.source is None:
         raise UserError("--target goes with --source")
     if cfg.source is not None:
-        tgt = loaded.tgt_tok.encode(cfg.target) if cfg.target is not None else None
+        tgt = None
+        if cfg.target is not None:  # pieces beyond the output layer (preprocess --trim-target-vocab) are unknown
+            k = loaded.meta["vocab_size"][loaded.meta["target_lang"]]
+            tgt = [i if i < k else UNK for i in loaded.tgt_tok.encode(cfg.target)]
         return {cfg.index: (loaded.src_tok.encode(cfg.source), tgt)}, 1
     if cfg.input is not None:
         try:

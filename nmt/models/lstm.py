@@ -194,11 +194,12 @@ class LSTMDecoder(nn.Module):
         e = cfg.decoder_embed_dim
         self.out_proj = nn.Linear(self.feature_size, e, bias=False) if tied and self.feature_size != e else nn.Identity()
         self.out = None if tied else nn.Linear(self.feature_size, vocab_size)
+        self.vocab_size = vocab_size  # tied: the embedding's first rows (all but with preprocess --trim-target-vocab)
 
     def output(self, features: Tensor) -> Tensor:
         """Features (B, T, F) -> logits (B, T, V)."""
         if self.out is None:
-            return nn.functional.linear(self.out_proj(features), self.embed.weight)  # tied, bias-free
+            return nn.functional.linear(self.out_proj(features), self.embed.weight[: self.vocab_size])  # tied, bias-free
         return self.out(features)
 
     def init_state(self, memory: dict[str, Tensor]) -> dict[str, Any]:
@@ -341,10 +342,10 @@ def validate(cfg: LSTMConfig, src_vocab_size: int, tgt_vocab_size: int, joined_d
     if cfg.attention == "none" and cfg.bridge == "zero":
         raise UserError("--attention none with --bridge zero: the decoder would never see the source")
     if cfg.share_all_embeddings:
-        if not joined_dictionary or src_vocab_size != tgt_vocab_size:
+        if not joined_dictionary or tgt_vocab_size > src_vocab_size:
             raise UserError(
                 "--share-all-embeddings needs a joined dictionary (preprocess --joined-dictionary) "
-                f"and equal vocabularies (source {src_vocab_size}, target {tgt_vocab_size})"
+                f"and the target vocabulary within the source one (source {src_vocab_size}, target {tgt_vocab_size})"
             )
         if cfg.encoder_embed_dim != cfg.decoder_embed_dim:
             raise UserError(

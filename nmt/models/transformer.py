@@ -186,7 +186,9 @@ class TransformerEncoder(nn.Module):
 class TransformerDecoder(nn.Module):
     """Token + position embeddings, N decoder layers, final norm when pre-norm, output projection to V."""
 
-    def __init__(self, cfg: TransformerConfig, embed_tokens: nn.Embedding, tie_output: bool) -> None:
+    def __init__(self, cfg: TransformerConfig, embed_tokens: nn.Embedding, tie_output: bool, vocab_size: int) -> None:
+        """vocab_size: of the output layer; smaller than the embedding's only for a joined
+        dictionary whose target side uses its first pieces (preprocess --trim-target-vocab)."""
         super().__init__()
         D = cfg.decoder_embed_dim
         self.embed_tokens = embed_tokens
@@ -195,12 +197,21 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
         self.final_norm = nn.LayerNorm(D) if cfg.normalize_before else None
         self.dropout = cfg.dropout
-        V = embed_tokens.num_embeddings
-        self.output_projection = nn.Linear(D, V, bias=False)
-        if tie_output:
-            self.output_projection.weight = embed_tokens.weight  # one Parameter, two uses
+        self.vocab_size = vocab_size
+        if tie_output and vocab_size < embed_tokens.num_embeddings:
+            self.output_projection = None  # the output layer is the embedding's first rows
         else:
-            nn.init.normal_(self.output_projection.weight, mean=0.0, std=D**-0.5)
+            self.output_projection = nn.Linear(D, vocab_size, bias=False)
+            if tie_output:
+                self.output_projection.weight = embed_tokens.weight  # one Parameter, two uses
+            else:
+                nn.init.normal_(self.output_projection.weight, mean=0.0, std=D**-0.5)
+
+    def output_weight(self) -> Tensor:
+        """The bias-free output projection (V, D)."""
+        if self.output_projection is None:
+            return self.embed_tokens.weight[: self.vocab_size]
+        return self.output_projection.weight
 
     def forward(
         self, tgt_in: Tensor, memory: Tensor, src_pad_mask: Tensor, state: Optional[dict], need_attn: bool,
@@ -227,7 +238,7 @@ class TransformerDecoder(nn.Module):
         if self.final_norm is not None:
             x = self.final_norm(x)
         attn = {"dec_self": w_self, "cross": w_cross} if need_attn else None
-        out = self.output_projection(x) if project else x
+        out = F.linear(x, self.output_weight()) if project else x
         return out, {"steps": steps + T, "layers": layers}, attn
 
 
@@ -242,7 +253,7 @@ class TransformerModel(nn.Module):
         tgt_embed = src_embed if cfg.share_all_embeddings else _embedding(tgt_vocab_size, cfg.decoder_embed_dim)
         tie_output = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
         self.encoder = TransformerEncoder(cfg, src_embed)
-        self.decoder = TransformerDecoder(cfg, tgt_embed, tie_output)
+        self.decoder = TransformerDecoder(cfg, tgt_embed, tie_output, tgt_vocab_size)
 
     def forward(self, src: Tensor, src_pad_mask: Tensor, tgt_in: Tensor, features_only: bool = False) -> Tensor:
         """Teacher-forced pass: src (B, S), src_pad_mask (B, S), tgt_in (B, T) -> logits (B, T, V),
@@ -254,7 +265,7 @@ class TransformerModel(nn.Module):
     @property
     def output_weight(self) -> Tensor:
         """The bias-free output projection (V, D): logits = features @ output_weight^T."""
-        return self.decoder.output_projection.weight
+        return self.decoder.output_weight()
 
     def encode(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[dict, Optional[dict]]:
         """-> ({"out": (B, S, D)}, {"enc_self": [(B, H, S, S) per layer]} when need_attn else None)."""
@@ -288,9 +299,10 @@ def check_config(cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: in
     if cfg.share_all_embeddings:
         if not joined_dictionary:
             raise UserError("--share-all-embeddings needs data preprocessed with --joined-dictionary")
-        if src_vocab_size != tgt_vocab_size:
+        if tgt_vocab_size > src_vocab_size:  # smaller: the target uses the first pieces only
             raise UserError(
-                f"--share-all-embeddings needs equal vocabularies (source {src_vocab_size}, target {tgt_vocab_size})"
+                f"--share-all-embeddings needs the target vocabulary within the source one "
+                f"(source {src_vocab_size}, target {tgt_vocab_size})"
             )
         if cfg.encoder_embed_dim != cfg.decoder_embed_dim:
             raise UserError(
