@@ -109,7 +109,7 @@ BAD = [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["e
         ({"EPOCHS": "ten"}, "EPOCHS"), ({"DEVICE": "tpu"}, "DEVICE"), ({"EPOCHS": "3", "AVG": "5"}, "AVG=5")]] + \
     [("multi30k.sh", ["en", "de"], env, f"error: {word}") for env, word in [
         ({"HOURS": "0"}, "HOURS"), ({"HOURS": "1h"}, "HOURS"), ({"EPOCHS": "ten"}, "EPOCHS"),
-        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP")]] + \
+        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP"), ({"TRIM": "yes"}, "TRIM")]] + \
     [("wmt14_en_de.sh", [], env, f"error: {word}") for env, word in [
         ({"ARCH": "transformer_huge"}, "ARCH"), ({"AMP": "fp8"}, "AMP"), ({"GPUS": "0"}, "GPUS"),
         ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
@@ -202,6 +202,16 @@ def test_multi30k_passes_preprocess_args(tmp_path):
     assert proc.returncode == 0, proc.stderr
     pre = [c for c in calls(tmp_path) if c[1] == "preprocess"]
     assert len(pre) == 1 and pre[0][-4:] == ["--subword-samples", "3", "--subword-alpha", "0.5"]
+
+
+@pytest.mark.parametrize("trim, flag", [(None, True), ("1", True), ("0", False)])
+def test_multi30k_trims_the_output_layer_unless_told_not_to(tmp_path, trim, flag):
+    epoch_checkpoints(tmp_path, range(1, 6))
+    env = {"TRIM": trim} if trim is not None else {}
+    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))), **env)
+    assert proc.returncode == 0, proc.stderr
+    (pre,) = [c for c in calls(tmp_path) if c[1] == "preprocess"]
+    assert ("--trim-target-vocab" in pre) == flag and "--joined-dictionary" in pre
 
 
 @pytest.mark.parametrize("amp", ["none", "bf16"])
