@@ -90,7 +90,8 @@ def preprocess(
     cfg = PreprocessConfig(
         source_lang=source_lang, target_lang=target_lang, trainpref=trainpref, destdir=destdir,
         validpref=validpref, testpref=[p for p in (testpref or "").split(",") if p],
-        joined_dictionary=joined_dictionary, trim_target_vocab=trim_target_vocab, force=force, **{k: v for k, v in given.items() if v is not None},
+        joined_dictionary=joined_dictionary, trim_target_vocab=trim_target_vocab, force=force,
+        **{k: v for k, v in given.items() if v is not None},
     )
     run(cfg)
 

@@ -289,13 +289,12 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
 def _trim_target_vocab(work: str, tok: dict, split_meta: dict, langs: tuple, dtype: str, vocab_size: int) -> int:
     """Renumber the joined dictionary in `work` so the target training pieces come first (see
     nmt.target_vocab); updates the unknown counts in `split_meta`; returns their number K."""
+    src, tgt = (os.path.join(work, f"{{}}.{lang}.bin") for lang in langs)  # formats of a split's .bin paths
     train = [s for s in split_meta if s == "train" or s.startswith("train.sample")]
-    bins = lambda split, lang: os.path.join(work, f"{split}.{lang}.bin")  # noqa: E731
-    used = target_vocab.used_ids([bins(s, langs[1]) for s in train], dtype, vocab_size)
-    new_of_old, k = target_vocab.renumbering(used)
+    new_of_old, k = target_vocab.renumbering(target_vocab.used_ids([tgt.format(s) for s in train], dtype, vocab_size))
     for split, entry in split_meta.items():
-        target_vocab.remap_file(bins(split, langs[0]), dtype, new_of_old)
-        entry["unknown"][langs[1]] += target_vocab.remap_file(bins(split, langs[1]), dtype, new_of_old, limit=k)
+        target_vocab.remap_file(src.format(split), dtype, new_of_old)
+        entry["unknown"][langs[1]] += target_vocab.remap_file(tgt.format(split), dtype, new_of_old, limit=k)
     files = set(tok["files"].values()) | set(tok.get("vocab_files", {}).values())
     for name in files:
         path = os.path.join(work, name)
@@ -331,6 +330,6 @@ def _report(meta: dict, console: Console, seconds: float) -> None:
             console.print(f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} pairs would fail cleaning "
                           f"({why}); evaluation splits are kept whole")
     sizes = ", ".join(f"{k} {v}" for k, v in meta["vocab_size"].items())
-    trimmed = len(set(meta["vocab_size"].values())) > 1 and meta["joined_dictionary"]
-    trimmed = " (joined; the target uses the first pieces only)" if trimmed else ""
-    console.print(f"vocabulary: {sizes}{trimmed}; tokens stored as {meta['dtype']}")
+    trimmed = meta["joined_dictionary"] and len(set(meta["vocab_size"].values())) > 1
+    note = " (joined; the target uses the first pieces only)" if trimmed else ""
+    console.print(f"vocabulary: {sizes}{note}; tokens stored as {meta['dtype']}")

@@ -6,9 +6,10 @@
 #   bash recipes/multi30k.sh en fr          # no local copy: downloads Multi30k (network needed)
 #
 # Steps: data (local copy, or download + check) -> preprocess (joint SentencePiece, 8000
-# pieces, the target's numbered first) -> train transformer_multi30k (4+4 layers, D 128, FFN 256, all embeddings shared,
-# dropout 0.2 rather than the preset's 0.3, which under-fits in an hour; label smoothing 0.1;
-# lr 3e-3 after 1000 warmup updates, then inverse square root) for HOURS of wall time
+# pieces, the target's numbered first) -> train transformer_multi30k (4+4 layers, D 128,
+# FFN 256, all embeddings shared, dropout 0.2 rather than the preset's 0.3, which under-fits
+# in an hour; label smoothing 0.1; lr 3e-3 after 1000 warmup updates, then inverse square
+# root) for HOURS of wall time
 # (0.94 h = 56 min 24 s; at most EPOCHS epochs) -> average the last fifth of the finished
 # epoch checkpoints (at most AVG) -> translate test2016 with beam 5 -> sacreBLEU (lowercased
 # and cased BLEU, chrF) -> attention heatmaps of the first test sentence, trained vs. initial weights.
