@@ -118,13 +118,16 @@ class OptimConfig:
     momentum: float = 0.0  # sgd
     weight_decay: float = 0.0
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
-    lr_scheduler: str = "inverse_sqrt"  # inverse_sqrt | noam | cosine | fixed | reduce_lr_on_plateau
+    lr_scheduler: str = "inverse_sqrt"  # inverse_sqrt | noam | cosine | polynomial_decay | fixed | reduce_lr_on_plateau
     warmup_updates: Optional[int] = None  # None: 4000 for inverse_sqrt and noam, 0 for the others
     warmup_init_lr: float = 1e-7
     min_lr: float = 0.0
     lr_shrink: float = 0.5  # reduce_lr_on_plateau factor
     lr_patience: int = 0  # reduce_lr_on_plateau: validations without improvement before shrinking
-    max_update: int = 0  # horizon of the cosine schedule (TrainConfig.max_update, or max_epoch x updates per epoch)
+    power: float = 1.0  # polynomial_decay's exponent (1: linear)
+    # Horizon of cosine and polynomial_decay: TrainConfig.max_update, or max_epoch x updates per
+    # epoch; under --stop-time-hours the Trainer ends them sooner if time runs out first.
+    max_update: int = 0
 
 
 @dataclass

@@ -135,8 +135,10 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas), "--adam-betas must be two numbers in [0, 1)"),
         (0 < o.lr_shrink < 1, "--lr-shrink must be in (0, 1)"),
         (o.lr_patience >= 0, "--lr-patience must be >= 0"),
-        (o.lr_scheduler != "cosine" or cfg.max_update > 0 or cfg.max_epoch > 0,
-         "--lr-scheduler cosine needs --max-update or --max-epoch (its horizon)"),
+        (0 < o.power < math.inf, "--power must be a finite number > 0"),
+        (o.lr_scheduler not in ("cosine", "polynomial_decay") or cfg.max_update > 0 or cfg.max_epoch > 0
+         or cfg.stop_time_hours > 0,
+         f"--lr-scheduler {o.lr_scheduler} needs --max-update, --max-epoch or --stop-time-hours (its horizon)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -2,13 +2,16 @@
 
 A schedule is a pure function `(step, cfg, d_model) -> lr` of the update number (1-based:
 the lr used for the step-th update), so the lr of any step can be checked by hand and resume
-needs no scheduler state. `reduce_lr_on_plateau` is the one schedule driven by validation
+needs no scheduler state. The decaying schedules (cosine, polynomial_decay) end at
+cfg.max_update; under a wall-time budget the Trainer passes `decay_horizon` instead, the
+updates the budget allows at the pace so far, so that the lr reaches its end when time runs out. `reduce_lr_on_plateau` is the one schedule driven by validation
 rather than steps: its shrink count lives in the Trainer's state (`lr_scale`) and multiplies
 whatever the fixed schedule gives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -90,6 +93,17 @@ def cosine(step: int, cfg: OptimConfig, d_model: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
+@register(LR_SCHEDULERS, "polynomial_decay")
+def polynomial_decay(step: int, cfg: OptimConfig, d_model: int) -> float:
+    """Linear warmup to cfg.lr, then min_lr + (lr - min_lr)(1 - t)^power down to min_lr at max_update
+    (power 1: a straight line)."""
+    if step < warmup_updates(cfg):
+        return _warmup(step, cfg, cfg.lr)
+    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
+    t = min((step - warmup_updates(cfg)) / horizon, 1.0)
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1.0 - t) ** cfg.power
+
+
 @register(LR_SCHEDULERS, "fixed")
 def fixed(step: int, cfg: OptimConfig, d_model: int) -> float:
     """cfg.lr, after an optional linear warmup."""
@@ -104,8 +118,26 @@ def reduce_lr_on_plateau(step: int, cfg: OptimConfig, d_model: int) -> float:
     return fixed(step, cfg, d_model)
 
 
-def lr_at(step: int, cfg: OptimConfig, d_model: int, lr_scale: float = 1.0) -> float:
-    """The lr of the step-th update (1-based), never below min_lr once warmup is over."""
+def decay_horizon(max_update: int, done: int, seconds: float, budget_seconds: float) -> int:
+    """Where a decaying schedule ends: max_update (0 = none) or, with a wall-time budget, the
+    updates it allows at the pace so far (`done` updates in `seconds`), whichever is fewer.
+
+    On a machine whose speed varies the estimate moves a little from update to update, but it
+    closes in on the true count as the run goes on and equals it when time runs out. Before
+    the first update (no pace yet) it is max_update.
+    """
+    if budget_seconds <= 0 or done <= 0 or seconds <= 0:
+        return max_update
+    by_time = max(done, round(done * budget_seconds / seconds))
+    return min(max_update, by_time) if max_update > 0 else by_time
+
+
+def lr_at(step: int, cfg: OptimConfig, d_model: int, lr_scale: float = 1.0, horizon: int | None = None) -> float:
+    """The lr of the step-th update (1-based), never below min_lr once warmup is over.
+
+    horizon: where the decaying schedules end, in place of cfg.max_update (see decay_horizon)."""
+    if horizon is not None and horizon != cfg.max_update:
+        cfg = dataclasses.replace(cfg, max_update=horizon)
     lr = lookup(LR_SCHEDULERS, cfg.lr_scheduler, "lr scheduler")(step, cfg, d_model) * lr_scale
     return lr if step < warmup_updates(cfg) else max(lr, cfg.min_lr)
 

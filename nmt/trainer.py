@@ -36,7 +36,7 @@ from nmt.config import TrainConfig
 from nmt.data import Batch
 from nmt.ema import ema_weight, make_average, update_average
 from nmt.errors import UserError
-from nmt.optim import build_optimizer, lr_at, set_lr
+from nmt.optim import build_optimizer, decay_horizon, lr_at, set_lr
 from nmt.registry import CRITERIA, lookup
 
 MIN_LOSS_SCALE = 1e-4  # fp16: below this the loss keeps overflowing; stop instead of looping
@@ -70,6 +70,7 @@ class Trainer:
         self.lr_scale = 1.0  # shrunk by reduce_lr_on_plateau
         self.skipped_updates = 0  # fp16 overflows
         self.stop_reason: Optional[str] = None  # why the last train_step returned None
+        self.seconds = 0.0  # training time before the current update, the ranks' mean (for decay_horizon)
         # The weight average (--ema-decay) that validation and checkpoints use; None = the model itself.
         self.ema_model: Optional[torch.nn.Module] = make_average(self.model) if cfg.ema_decay > 0 else None
 
@@ -97,23 +98,28 @@ class Trainer:
         return self.from_features(features, model.output_weight, batch.tgt_out, eps, dtype=self.amp_dtype)
 
     def lr(self) -> float:
-        return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale)
+        """The lr of the next update."""
+        horizon = decay_horizon(self.cfg.optim.max_update, self.num_updates, self.seconds, self.cfg.stop_time_hours * 3600)
+        return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale, horizon)
 
     # ------------------------------------------------------------------ one update
-    def train_step(self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False) -> Optional[dict]:
-        """One update over `batches` (update_freq of them on every rank).
+    def train_step(self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False,
+                   seconds: float = 0.0) -> Optional[dict]:
+        """One update over `batches` (update_freq of them on every rank); `seconds`: training time so far.
 
         Returns summed stats tensors {loss, nll_loss, ntokens, nsentences, gnorm}; None when
         some rank asked to stop (a signal) or ran out of time, and then nothing was computed on
         any rank. `stop_reason` says which ("signal" wins); ranks agree because they vote in
-        the same all-reduce as the token count.
+        the same all-reduce as the token count, which also averages their clocks so that a
+        time-based lr horizon is the same on every rank.
         """
-        votes = [float(sum(b.ntokens for b in batches)), float(stop_requested), float(time_up)]
+        votes = [float(sum(b.ntokens for b in batches)), float(stop_requested), float(time_up), float(seconds)]
         local = torch.tensor(votes, dtype=torch.float64)
         if self.info.enabled:
             local = local.to(self.device)
             dist.all_reduce_sum(local, self.info)
-        total_tokens, stops, time_ups = local.tolist()
+        total_tokens, stops, time_ups, seconds_sum = local.tolist()
+        self.seconds = seconds_sum / self.info.world_size
         if stops > 0 or time_ups > 0:
             self.stop_reason = "signal" if stops > 0 else "time"
             return None

@@ -315,7 +315,9 @@ class Run:
             if len(group) < cfg.update_freq and remaining > 0:
                 continue
             torch.manual_seed(cfg.seed * 1_000_003 + self.info.rank * 7_919 + t.num_updates)
-            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._over_time(self.train_seconds()))
+            seconds = self.train_seconds()
+            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._over_time(seconds),
+                                 seconds=seconds)
             if stats is None and t.stop_reason == "time":  # every rank stops here, before this update
                 log.info("reached --stop-time-hours %g at update %d (%.0f s)", cfg.stop_time_hours, t.num_updates,
                          self.train_seconds())

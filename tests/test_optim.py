@@ -6,7 +6,7 @@ import pytest
 
 from nmt.config import OptimConfig
 from nmt.errors import UserError
-from nmt.optim import build_optimizer, lr_at, plateau_update
+from nmt.optim import build_optimizer, decay_horizon, lr_at, plateau_update
 
 
 def test_inverse_sqrt_warmup_then_decay():
@@ -30,6 +30,33 @@ def test_cosine_reaches_min_lr():
     assert lr_at(60, cfg, 8) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
     assert lr_at(110, cfg, 8) == pytest.approx(1e-5)
     assert lr_at(500, cfg, 8) == pytest.approx(1e-5)
+
+
+def test_polynomial_decay_is_a_line_or_a_power_curve():
+    cfg = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=0.0, warmup_updates=10, max_update=110)
+    assert lr_at(10, cfg, 8) == pytest.approx(1e-3)
+    assert lr_at(35, cfg, 8) == pytest.approx(0.75e-3)
+    assert lr_at(60, cfg, 8) == pytest.approx(0.5e-3)
+    assert lr_at(110, cfg, 8) == 0.0 and lr_at(200, cfg, 8) == 0.0
+    squared = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110, power=2.0)
+    assert lr_at(60, squared, 8) == pytest.approx(1e-5 + 0.25 * (1e-3 - 1e-5))
+
+
+def test_decay_horizon_is_what_the_time_budget_allows():
+    assert decay_horizon(3000, 100, 50.0, 0.0) == 3000  # no budget: max_update
+    assert decay_horizon(3000, 0, 0.0, 200.0) == 3000  # no pace measured yet
+    assert decay_horizon(3000, 100, 50.0, 200.0) == 400  # 2 updates/s for 200 s
+    assert decay_horizon(300, 100, 50.0, 200.0) == 300  # max_update comes first
+    assert decay_horizon(0, 100, 50.0, 200.0) == 400  # no max_update: time alone
+    assert decay_horizon(0, 100, 500.0, 200.0) == 100  # over time already: never behind the updates done
+
+
+def test_an_explicit_horizon_replaces_max_update():
+    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, warmup_updates=10, max_update=1000)
+    short = OptimConfig(lr_scheduler="cosine", lr=1e-3, warmup_updates=10, max_update=110)
+    for step in (5, 10, 60, 110):
+        assert lr_at(step, cfg, 8, horizon=110) == lr_at(step, short, 8)
+    assert cfg.max_update == 1000  # the config itself is left alone
 
 
 def test_fixed_and_plateau_scale():

@@ -242,6 +242,23 @@ def _timed_run(data, save_dir, hours):
     return run
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "polynomial_decay"])
+def test_time_budget_ends_the_decay_where_max_update_would(toy_data_dir, tmp_path, schedule):
+    """10 s an update and 100 s of budget: the decay ends at update 10, as --max-update 10 makes it."""
+    flags = ("--lr-scheduler", schedule, "--min-lr", "1e-5", "--no-save")
+    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path / "t", *flags, "--stop-time-hours", str(100 / 3600),
+                                            "--max-epoch", "50"))
+    timed = Run(cfg, overrides)
+    timed.clock = lambda: 10.0 * timed.trainer.num_updates
+    assert timed.run() == 0 and timed.trainer.num_updates == 10
+    assert timed.trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # the last update's lr
+    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path / "u", *flags, "--max-update", "10"))
+    counted = Run(cfg, overrides)
+    assert counted.run() == 0 and counted.trainer.num_updates == 10
+    for a, b in zip(timed.trainer.model.state_dict().values(), counted.trainer.model.state_dict().values()):
+        assert torch.equal(a, b)  # the same lr at every update, hence the same weights
+
+
 def test_stop_time_hours_counts_resumed_runs(toy_data_dir, tmp_path, capfd):
     run = _timed_run(toy_data_dir, tmp_path, 45 / 3600)  # 45 s: time is up after update 5 (50 s)
     assert run.run() == 0
