@@ -67,6 +67,12 @@ def _warmup(step: int, cfg: OptimConfig, peak: float) -> float:
     return cfg.warmup_init_lr + (peak - cfg.warmup_init_lr) * step / warmup_updates(cfg)
 
 
+def _decay_fraction(step: int, cfg: OptimConfig) -> float:
+    """How far a decaying schedule is from warmup's end (0) to max_update (1), capped at 1."""
+    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
+    return min((step - warmup_updates(cfg)) / horizon, 1.0)
+
+
 @register(LR_SCHEDULERS, "inverse_sqrt")
 def inverse_sqrt(step: int, cfg: OptimConfig, d_model: int) -> float:
     """Linear warmup to cfg.lr, then lr * sqrt(warmup / step)."""
@@ -88,8 +94,7 @@ def cosine(step: int, cfg: OptimConfig, d_model: int) -> float:
     """Linear warmup to cfg.lr, then half a cosine down to min_lr at max_update."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
-    t = min((step - warmup_updates(cfg)) / horizon, 1.0)
+    t = _decay_fraction(step, cfg)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
@@ -99,8 +104,7 @@ def polynomial_decay(step: int, cfg: OptimConfig, d_model: int) -> float:
     (power 1: a straight line)."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
-    t = min((step - warmup_updates(cfg)) / horizon, 1.0)
+    t = _decay_fraction(step, cfg)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1.0 - t) ** cfg.power
 
 
