@@ -4,9 +4,10 @@ A schedule is a pure function `(step, cfg, d_model) -> lr` of the update number 
 the lr used for the step-th update), so the lr of any step can be checked by hand and resume
 needs no scheduler state. The decaying schedules (cosine, polynomial_decay) end at
 cfg.max_update; under a wall-time budget the Trainer passes `decay_horizon` instead, the
-updates the budget allows at the pace so far, so that the lr reaches its end when time runs out. `reduce_lr_on_plateau` is the one schedule driven by validation
-rather than steps: its shrink count lives in the Trainer's state (`lr_scale`) and multiplies
-whatever the fixed schedule gives.
+updates the budget allows at the pace so far, so that the lr reaches its end when time runs
+out. `reduce_lr_on_plateau` is the one schedule driven by validation rather than steps: its
+shrink count lives in the Trainer's state (`lr_scale`) and multiplies whatever the fixed
+schedule gives.
 """
 
 from __future__ import annotations

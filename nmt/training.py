@@ -316,8 +316,7 @@ class Run:
                 continue
             torch.manual_seed(cfg.seed * 1_000_003 + self.info.rank * 7_919 + t.num_updates)
             seconds = self.train_seconds()
-            stats = t.train_step(group, stop_requested=self.stop.signum is not None, time_up=self._over_time(seconds),
-                                 seconds=seconds)
+            stats = t.train_step(group, self.stop.signum is not None, self._over_time(seconds), seconds)
             if stats is None and t.stop_reason == "time":  # every rank stops here, before this update
                 log.info("reached --stop-time-hours %g at update %d (%.0f s)", cfg.stop_time_hours, t.num_updates,
                          self.train_seconds())
