@@ -19,7 +19,8 @@
 # recipe trains in bf16 (AMP=auto): 76 epochs, en->de test2016 40.72 BLEU lowercased, 40.29
 # cased; with PREPROCESS_ARGS="--subword-samples 3" (and ONEDNN_PRIMITIVE_CACHE_CAPACITY=16384,
 # 7 GB resident) 62 epochs, 40.86 / 40.44. On an AMD EPYC with AVX512-BF16 (bf16, a third of
-# the AMX host's speed), with the same PREPROCESS_ARGS: 32 epochs, en->fr 59.14 / 59.05.
+# the AMX host's speed), with the same PREPROCESS_ARGS: 32 epochs, en->fr 59.14 / 59.05; on a
+# quieter day 42 epochs, en->de 40.27 / 39.93.
 # On an AMD EPYC (AVX2, fp32): with the host at full speed (~180 GFLOP/s fp32 matmul), 53
 # epochs: en->de test2016 40.16 BLEU lowercased, 39.73 cased; 42 epochs: en->fr 60.39 / 60.31
 # (the best en->fr so far). With the host at half speed (~100 GFLOP/s), 24 epochs: en->fr
