@@ -109,7 +109,8 @@ BAD = [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["e
         ({"EPOCHS": "ten"}, "EPOCHS"), ({"DEVICE": "tpu"}, "DEVICE"), ({"EPOCHS": "3", "AVG": "5"}, "AVG=5")]] + \
     [("multi30k.sh", ["en", "de"], env, f"error: {word}") for env, word in [
         ({"HOURS": "0"}, "HOURS"), ({"HOURS": "1h"}, "HOURS"), ({"EPOCHS": "ten"}, "EPOCHS"),
-        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP"), ({"TRIM": "yes"}, "TRIM")]] + \
+        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP"), ({"TRIM": "yes"}, "TRIM"),
+        ({"WD": "-0.1"}, "WD"), ({"SAMPLES": "three"}, "SAMPLES")]] + \
     [("wmt14_en_de.sh", [], env, f"error: {word}") for env, word in [
         ({"ARCH": "transformer_huge"}, "ARCH"), ({"AMP": "fp8"}, "AMP"), ({"GPUS": "0"}, "GPUS"),
         ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
@@ -187,8 +188,11 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train", "average-checkpoints", "generate", "score",
                                                 "score", "visualize-attn"]
     cfg, model = parse_train_args(train_argv(tmp_path))
-    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, cfg.optim.lr) == \
-        ("transformer_multi30k", 0.5, 100, 10, True, 3e-3)
+    o = cfg.optim
+    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, o.optimizer, o.lr,
+            o.weight_decay) == ("transformer_multi30k", 0.5, 100, 10, True, "adamw", 3e-3, 0.03)
+    pre = [c for c in calls(tmp_path) if c[1] == "preprocess"][0]
+    assert pre[pre.index("--subword-samples") + 1] == "3"  # subword regularization by default
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
     flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
     assert cfg.amp == ("bf16" if flags & {"amx_bf16", "avx512_bf16"} else "none")  # AMP=auto: bf16 where the CPU multiplies it in hardware
@@ -202,6 +206,16 @@ def test_multi30k_passes_preprocess_args(tmp_path):
     assert proc.returncode == 0, proc.stderr
     pre = [c for c in calls(tmp_path) if c[1] == "preprocess"]
     assert len(pre) == 1 and pre[0][-4:] == ["--subword-samples", "3", "--subword-alpha", "0.5"]
+
+
+def test_multi30k_samples_and_weight_decay_can_be_turned_off(tmp_path):
+    epoch_checkpoints(tmp_path, range(1, 6))
+    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
+               SAMPLES="0", WD="0")
+    assert proc.returncode == 0, proc.stderr
+    pre = [c for c in calls(tmp_path) if c[1] == "preprocess"][0]
+    assert pre[pre.index("--subword-samples") + 1] == "0"
+    assert parse_train_args(train_argv(tmp_path))[0].optim.weight_decay == 0.0
 
 
 @pytest.mark.parametrize("trim, flag", [(None, True), ("1", True), ("0", False)])
