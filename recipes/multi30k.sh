@@ -83,8 +83,9 @@ for var in EPOCHS AVG VOCAB BEAM THREADS; do
     [[ "${!var}" =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer, got '${!var}'"
 done
 [[ "$HOURS" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && ! "$HOURS" =~ ^0*\.?0*$ ]] || die "HOURS must be a number > 0, got '$HOURS'"
-[[ "$LENPEN" =~ ^[0-9]+\.?[0-9]*$ ]] || die "LENPEN must be a number >= 0, got '$LENPEN'"
-[[ "$WD" =~ ^[0-9]+\.?[0-9]*$ ]] || die "WD must be a number >= 0, got '$WD'"
+for var in LENPEN WD; do
+    [[ "${!var}" =~ ^[0-9]+\.?[0-9]*$ ]] || die "$var must be a number >= 0, got '${!var}'"
+done
 [[ "$SAMPLES" =~ ^[0-9]+$ ]] || die "SAMPLES must be an integer >= 0, got '$SAMPLES'"
 [[ "$AMP" =~ ^(auto|none|bf16)$ ]] || die "AMP must be auto, none or bf16, got '$AMP'"
 [[ "$TRIM" =~ ^[01]$ ]] || die "TRIM must be 0 or 1, got '$TRIM'"

@@ -84,6 +84,13 @@ def make_tgz(path: Path, members: dict[str, list[str]]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+def preprocess_argv(tmp: Path) -> list[str]:
+    """The argv of the single preprocess call."""
+    pre = [c for c in calls(tmp) if c[1] == "preprocess"]
+    assert len(pre) == 1, calls(tmp)
+    return pre[0]
+
+
 def train_argv(tmp: Path) -> list[str]:
     """The argv after `train` of the single training call, whichever launcher ran it."""
     trains = [c for c in calls(tmp) if "train" in c]
@@ -191,7 +198,7 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     o = cfg.optim
     assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, o.optimizer, o.lr,
             o.weight_decay) == ("transformer_multi30k", 0.5, 100, 10, True, "adamw", 3e-3, 0.03)
-    pre = [c for c in calls(tmp_path) if c[1] == "preprocess"][0]
+    pre = preprocess_argv(tmp_path)
     assert pre[pre.index("--subword-samples") + 1] == "3"  # subword regularization by default
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
     flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
@@ -213,7 +220,7 @@ def test_multi30k_samples_and_weight_decay_can_be_turned_off(tmp_path):
     proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
                SAMPLES="0", WD="0")
     assert proc.returncode == 0, proc.stderr
-    pre = [c for c in calls(tmp_path) if c[1] == "preprocess"][0]
+    pre = preprocess_argv(tmp_path)
     assert pre[pre.index("--subword-samples") + 1] == "0"
     assert parse_train_args(train_argv(tmp_path))[0].optim.weight_decay == 0.0
 
