@@ -21,9 +21,9 @@
 # 76.33 (62 epochs, 58 min 43 s): both targets (41.0, 61.0) reached. Slower CPUs fit fewer
 # epochs in the hour and score a few tenths lower (below).
 # Earlier runs (0.94 h of training, 57 minutes in all, unless they say otherwise): on an
-# Intel Xeon with AMX the recipe trains in bf16 (AMP=auto): 76 epochs, en->de test2016 40.72 BLEU lowercased, 40.29
-# cased; with PREPROCESS_ARGS="--subword-samples 3" (and ONEDNN_PRIMITIVE_CACHE_CAPACITY=16384,
-# 7 GB resident) 62 epochs, 40.86 / 40.44. On an AMD EPYC with AVX512-BF16 (bf16, a third of
+# Intel Xeon with AMX (bf16): 76 epochs, en->de test2016 40.72 BLEU lowercased, 40.29 cased;
+# with PREPROCESS_ARGS="--subword-samples 3" (and ONEDNN_PRIMITIVE_CACHE_CAPACITY=16384, 7 GB
+# resident) 62 epochs, 40.86 / 40.44. On an AMD EPYC with AVX512-BF16 (bf16, a third of
 # the AMX host's speed), with the same PREPROCESS_ARGS: 32 epochs, en->fr 59.14 / 59.05; on a
 # quieter day 42 epochs, en->de 40.27 / 39.93; with AdamW's weight decay 0.03 as well (the
 # defaults now: SAMPLES=3 WD=0.03), 40 epochs, en->de 40.82 / 40.40, and 50 epochs, en->fr
