@@ -13,7 +13,7 @@ processes hits all alike:
     python benchmarks/amp_speed.py --data data-bin/m30k-en-de --kernel-cache 1024   # oneDNN's default
 
 Every variant first runs each batch once, so oneDNN's kernels for these shapes exist before
-the clock starts (training reaches that state in its second epoch; see nmt.perf). bf16 pays
+the clock starts (training reaches that state in its second epoch; see nmt.device). bf16 pays
 off only where the CPU multiplies bf16 natively (AMX or AVX512-BF16); elsewhere it is slower.
 """
 
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--kernel-cache", type=int, default=None, help="oneDNN kernel cache size (default: nmt's)")
     args = ap.parse_args()
     # Before torch builds its first kernel: oneDNN reads the cache size once.
-    from nmt.perf import keep_freed_memory, keep_matmul_kernels
+    from nmt.device import keep_freed_memory, keep_matmul_kernels
 
     if args.kernel_cache:
         os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(args.kernel_cache)
@@ -46,15 +46,15 @@ def main() -> None:
     import torch
 
     from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
-    from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-    from nmt.dist import DistInfo
+    from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
+    from nmt.training.dist import DistInfo
     from nmt.models import arch_config, build_model
-    from nmt.trainer import Trainer
+    from nmt.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
     data = args.data
     if data is None:
-        from nmt.preprocess import preprocess
+        from nmt.data.preprocess import preprocess
 
         data = tempfile.mkdtemp() + "/m30k"
         preprocess(PreprocessConfig(source_lang="en", target_lang="de", trainpref=f"{args.raw}/train",

@@ -5,7 +5,7 @@
 
 DIR holds the raw corpus (test2016.{src}); default ../shared/data/multi30k next to the repo, or
 $MULTI30K. The source side is encoded with the checkpoint's own tokenizer before the clock
-starts: the time is the decoding loop only (`nmt.generate.translate_pairs`: length-bucketed
+starts: the time is the decoding loop only (`nmt.generation.generate.translate_pairs`: length-bucketed
 batches, search, hypotheses back in input order; model on CPU). `--threads` is the total: with
 W workers (`nmt generate --workers W`) W batches are decoded at once on threads/W intra-op
 threads each. Prints sentences/s and generated tokens/s (best hypotheses, EOS included) per beam
@@ -29,8 +29,8 @@ import torch
 
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig
-from nmt.data import PairDataset, TokenArray
-from nmt.generate import translate_pairs
+from nmt.data.dataset import PairDataset, TokenArray
+from nmt.generation.generate import translate_pairs
 
 DEFAULT_DATA = Path(os.environ.get("MULTI30K", Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"))
 

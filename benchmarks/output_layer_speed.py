@@ -23,12 +23,12 @@ import torch
 from rich.console import Console
 
 from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
-from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-from nmt.dist import DistInfo
+from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
+from nmt.training.dist import DistInfo
 from nmt.models import arch_config, build_model
-from nmt.perf import keep_freed_memory
-from nmt.preprocess import preprocess
-from nmt.trainer import Trainer
+from nmt.device import keep_freed_memory
+from nmt.data.preprocess import preprocess
+from nmt.training.trainer import Trainer
 
 
 def trainer_and_batches(raw: str, src: str, tgt: str, trim: bool, n: int, max_tokens: int):

@@ -28,11 +28,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
-from nmt.data import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-from nmt.dist import DistInfo
+from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
+from nmt.training.dist import DistInfo
 from nmt.models import arch_config, build_model
-from nmt.perf import keep_freed_memory
-from nmt.trainer import Trainer
+from nmt.device import keep_freed_memory
+from nmt.training.trainer import Trainer
 
 
 class PlainTransformer(nn.Module):
@@ -89,7 +89,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = args.data
     if data is None:
-        from nmt.preprocess import preprocess
+        from nmt.data.preprocess import preprocess
 
         data = tempfile.mkdtemp() + "/m30k"
         preprocess(PreprocessConfig(source_lang="en", target_lang="de", trainpref=f"{args.raw}/train",

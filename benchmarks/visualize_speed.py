@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 import nmt.models as M
-from nmt import visualize as V
+from nmt.viz import attention as V
 from nmt.checkpoint import load_model, save_model
 from nmt.config import VisualizeConfig
-from nmt.tokenizer import SPECIAL_PIECES, WordTokenizer
+from nmt.data.tokenizer import SPECIAL_PIECES, WordTokenizer
 
 N_WORDS = 2000  # vocabulary of the synthetic word tokenizer (embeddings are not what is measured)
 

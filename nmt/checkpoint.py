@@ -137,7 +137,7 @@ def model_from_payload(payload: dict, path: str = "checkpoint") -> tuple[torch.n
 
 def load_model(path: str, device: str | torch.device = "cpu") -> Loaded:
     """Checkpoint -> Loaded(model in eval mode on `device`, config, tokenizers, meta)."""
-    from nmt.tokenizer import load_tokenizers
+    from nmt.data.tokenizer import load_tokenizers
 
     payload = load(path)
     model, cfg = model_from_payload(payload, path)

@@ -13,7 +13,7 @@ import typer
 
 from nmt import __version__
 from nmt.errors import UserError
-from nmt.perf import keep_freed_memory, keep_matmul_kernels
+from nmt.device import keep_freed_memory, keep_matmul_kernels
 
 app = typer.Typer(
     add_completion=False,
@@ -79,7 +79,7 @@ def preprocess(
     Defaults of the omitted options come from nmt.config.PreprocessConfig.
     """
     from nmt.config import PreprocessConfig
-    from nmt.preprocess import preprocess as run
+    from nmt.data.preprocess import preprocess as run
 
     given = dict(
         vocab_size=vocab_size, spm_model_type=spm_model_type, tokenizer=tokenizer, max_len=max_len,
@@ -105,7 +105,7 @@ def toy_data(
     test: Optional[int] = typer.Option(None, help="Test pairs (default: as many as validation)."),
 ) -> None:
     """Write the embedded English->French toy corpus (works offline)."""
-    from nmt.toy import write_toy_corpus
+    from nmt.data.toy import write_toy_corpus
 
     given = dict(pairs=pairs, seed=seed)
     sizes = write_toy_corpus(out, valid=valid, test=test, **{k: v for k, v in given.items() if v is not None})
@@ -126,7 +126,7 @@ def train(ctx: typer.Context) -> None:
         print(_archs_text())
         raise typer.Exit()
     cfg, model_overrides = flags.parse_train_args(list(ctx.args))
-    from nmt.training import train as run_training
+    from nmt.training.loop import train as run_training
 
     raise typer.Exit(run_training(cfg, model_overrides))
 
@@ -199,8 +199,8 @@ def generate(
     come from nmt.config.GenerateConfig.
     """
     from nmt.config import GenerateConfig
-    from nmt.gen_output import Progress, summary
-    from nmt.generate import run
+    from nmt.generation.output import Progress, summary
+    from nmt.generation.generate import run
 
     given = dict(
         gen_subset=gen_subset, input=input, output=output, beam=beam, nbest=nbest, lenpen=lenpen,
@@ -285,7 +285,7 @@ def score(
 
     from rich.console import Console
 
-    from nmt.score import parse_metrics, render, score_files
+    from nmt.generation.score import parse_metrics, render, score_files
 
     report = score_files(list(sys_), list(ref), parse_metrics(metrics), tokenize, lowercase)
     if json_:
@@ -333,8 +333,8 @@ def visualize_attn(
     from rich.console import Console
 
     from nmt.config import VisualizeConfig
-    from nmt.report import stats_table
-    from nmt.visualize import parse_int_list, run
+    from nmt.viz.figures import stats_table
+    from nmt.viz.attention import parse_int_list, run
 
     given = dict(
         index=index, gen_subset=gen_subset, reference=reference, beam=beam, out=out, format=format, dpi=dpi,

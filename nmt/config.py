@@ -174,7 +174,7 @@ class TrainConfig:
     save_init_checkpoint: bool = False
     attn_sample: Optional[str] = None  # a sentence whose cross-attention is logged at each validation
     compile: bool = False  # torch.compile the model
-    # Validate, save and translate with an exponential moving average of the weights (nmt.ema):
+    # Validate, save and translate with an exponential moving average of the weights (nmt.training.ema):
     # each update moves it (1 - decay) of the way to the trained weights; 0 = off.
     ema_decay: float = 0.0
     ema_start_update: int = 0  # until this update the average equals the weights (e.g. the lr warmup)
@@ -184,7 +184,7 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- generation
 @dataclass
 class GenerateConfig:
-    """Search options (nmt.search) and, for `nmt generate`, where text comes from and goes to."""
+    """Search options (nmt.generation.search) and, for `nmt generate`, where text comes from and goes to."""
 
     beam: int = 5  # beam width; with --sampling the number of samples per sentence
     nbest: int = 1  # hypotheses per sentence in the output (<= beam)

@@ -20,9 +20,9 @@ T = TypeVar("T")
 
 MODELS: dict[str, Callable] = {}  # family -> build(cfg, src_vocab_size, tgt_vocab_size) -> nn.Module
 ARCHS: dict[str, Callable] = {}  # arch name -> () -> model config dataclass (its class names the family)
-CRITERIA: dict[str, Callable] = {}  # name -> criterion function (see nmt.criterion)
+CRITERIA: dict[str, Callable] = {}  # name -> criterion function (see nmt.training.criterion)
 OPTIMIZERS: dict[str, Callable] = {}  # name -> build(params, cfg) -> torch.optim.Optimizer
-LR_SCHEDULERS: dict[str, Callable] = {}  # name -> lr function (see nmt.optim)
+LR_SCHEDULERS: dict[str, Callable] = {}  # name -> lr function (see nmt.training.optim)
 
 
 def register(table: dict[str, T], name: str) -> Callable[[T], T]:

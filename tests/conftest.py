@@ -1,10 +1,10 @@
 """Shared fixtures.
 
 toy_raw_dir   (session) a directory with the toy English->French corpus, 2000 pairs in total:
-              train.{en,fr} 1600 lines, valid.{en,fr} 200, test.{en,fr} 200 (nmt.toy, seed 1).
+              train.{en,fr} 1600 lines, valid.{en,fr} 200, test.{en,fr} 200 (nmt.data.toy, seed 1).
 toy_data_dir  (session) that corpus after `nmt preprocess` (en->fr, joined SentencePiece unigram
               vocabulary of 300, default cleaning): meta.json, spm.model, {train,valid,test}.{en,fr}.bin/.idx.
-              Read it with nmt.data.load_split / read_meta and nmt.tokenizer.load_tokenizers; never
+              Read it with nmt.data.dataset.load_split / read_meta and nmt.data.tokenizer.load_tokenizers; never
               write into it (it is shared by the whole session). Building both takes well under a second.
 multi30k_dir  the real corpus directory, or a skip when it is absent.
 """
@@ -18,8 +18,8 @@ import torch
 from rich.console import Console
 
 from nmt.config import PreprocessConfig
-from nmt.preprocess import preprocess
-from nmt.toy import write_toy_corpus
+from nmt.data.preprocess import preprocess
+from nmt.data.toy import write_toy_corpus
 
 # Test models are tiny: one thread avoids oversubscription overhead and keeps results deterministic.
 torch.set_num_threads(1)

@@ -11,7 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
 from nmt.models import layers as L
-from nmt.training import Run, train
+from nmt.training.loop import Run, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

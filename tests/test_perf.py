@@ -1,6 +1,6 @@
 """Process-level performance settings."""
 
-from nmt import perf
+from nmt import device as perf
 
 
 def test_keep_matmul_kernels_sizes_onednns_cache_unless_the_user_did(monkeypatch):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from nmt.checkpoint import save_model
-from nmt.data import read_meta
+from nmt.data.dataset import read_meta
 from nmt.models import arch_config, build_model
-from nmt.tokenizer import read_blobs
+from nmt.data.tokenizer import read_blobs
 from helpers import cli
 
 TINY = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",

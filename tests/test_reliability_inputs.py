@@ -20,13 +20,13 @@ from rich.console import Console
 
 from nmt.checkpoint import load_models, save_model
 from nmt.config import GenerateConfig, PreprocessConfig
-from nmt.data import load_split, read_meta
-from nmt.gen_output import LINE_BREAKS, Stats, format_sentence
-from nmt.generate import read_lines, translate_lines
+from nmt.data.dataset import load_split, read_meta
+from nmt.generation.output import LINE_BREAKS, Stats, format_sentence
+from nmt.generation.generate import read_lines, translate_lines
 from nmt.models import arch_config, build_model
-from nmt.preprocess import preprocess
-from nmt.search import translate_batch
-from nmt.tokenizer import EOS, PAD, load_tokenizers, read_blobs
+from nmt.data.preprocess import preprocess
+from nmt.generation.search import translate_batch
+from nmt.data.tokenizer import EOS, PAD, load_tokenizers, read_blobs
 from helpers import cli
 
 SIZES = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32", "decoder_embed_dim": "32",

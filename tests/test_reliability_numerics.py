@@ -13,8 +13,8 @@ import torch
 
 from nmt.errors import UserError
 from nmt.flags import parse_train_args
-from nmt.trainer import MIN_LOSS_SCALE
-from nmt.training import Run
+from nmt.training.trainer import MIN_LOSS_SCALE
+from nmt.training.loop import Run
 
 TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
         "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",

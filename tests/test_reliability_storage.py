@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from nmt import checkpoint as ckpt
-from nmt.data import read_meta
+from nmt.data.dataset import read_meta
 from nmt.models import arch_config, build_model
-from nmt.tokenizer import read_blobs
+from nmt.data.tokenizer import read_blobs
 from helpers import cli
 
 TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",

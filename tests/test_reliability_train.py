@@ -23,7 +23,7 @@ import torch
 
 from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
-from nmt.training import train
+from nmt.training.loop import train
 
 TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
         "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
@@ -252,7 +252,7 @@ def test_sigterm_to_torchrun_stops_every_rank_with_a_valid_checkpoint(toy_data_d
 
 
 def test_process_group_is_joined_with_a_timeout(monkeypatch):
-    from nmt import dist
+    from nmt.training import dist
 
     seen = {}
     monkeypatch.setenv("WORLD_SIZE", "2")

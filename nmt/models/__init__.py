@@ -24,7 +24,7 @@ returns the decoder output (B, T, D) and `output_weight` (V, D) the bias-free pr
 the logits, so that the loss can be computed without holding all (B, T, V) logits at once.
 
 `src_pad_mask` is True at padding. Tokens: src = pieces + EOS, tgt_in = BOS + pieces,
-tgt_out = pieces + EOS (ids in nmt.tokenizer). No cache lives on modules, and no state tensor
+tgt_out = pieces + EOS (ids in nmt.data.tokenizer). No cache lives on modules, and no state tensor
 is ever modified in place (search shares unchanged state tensors between beams).
 """
 

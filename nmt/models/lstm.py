@@ -48,7 +48,7 @@ from nmt.config import LSTMConfig
 from nmt.errors import UserError
 from nmt.models.lstm_attention import build_attention
 from nmt.registry import ARCHS, MODELS, register
-from nmt.tokenizer import EOS, PAD
+from nmt.data.tokenizer import EOS, PAD
 
 BRIDGES = ("concat", "average", "linear", "zero")
 

@@ -28,7 +28,7 @@ from nmt.models.layers import (
     padding_attend_mask,
 )
 from nmt.registry import ARCHS, MODELS, register
-from nmt.tokenizer import PAD
+from nmt.data.tokenizer import PAD
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 

@@ -1,0 +1,10 @@
+"""Generation: translating with trained checkpoints, and scoring the output.
+
+decoding      what every search shares (ensemble step, length limits, log-prob rules, results)
+sampling      greedy search and sampling
+beam          beam search with tensor bookkeeping
+search        `translate_batch`, the one entry point that picks a search
+generate      `nmt generate`: batches from a data split or raw text, in order, to a file or stdout
+output        output formats (plain, fairseq), progress and the summary
+score         `nmt score`: sacreBLEU metrics and paired bootstrap
+"""

@@ -1,0 +1,26 @@
+"""One entry point for every search: greedy, sampling (nmt.generation.sampling) or beam (nmt.generation.beam)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from nmt.config import GenerateConfig
+from nmt.generation.beam import beam_search
+from nmt.generation.decoding import Hypothesis
+from nmt.generation.sampling import independent_search
+
+
+def translate_batch(
+    models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, cfg: GenerateConfig, need_attn: bool = False
+) -> list[list[Hypothesis]]:
+    """Translate a batch: src (B, S) long (pieces + EOS, right-padded), src_pad_mask (B, S) True at padding.
+
+    Returns, per sentence, up to `cfg.nbest` hypotheses, best first. Models must be in eval mode
+    and on src's device; several models form an ensemble."""
+    with torch.inference_mode():
+        if cfg.sampling:
+            return independent_search(models, src, src_pad_mask, cfg, cfg.beam, need_attn)
+        if cfg.beam == 1:
+            return independent_search(models, src, src_pad_mask, cfg, 1, need_attn)
+        return beam_search(models, src, src_pad_mask, cfg, need_attn)

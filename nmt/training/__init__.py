@@ -1,0 +1,11 @@
+"""Training: `nmt train` from a data directory to checkpoints.
+
+loop          the epochs and the stopping rules (knows nothing of generation or plotting)
+trainer       one optimizer update in every setting (CPU/CUDA, DDP, fp32/bf16/fp16)
+criterion     losses as sums (label-smoothed cross-entropy, with a blockwise form)
+optim         optimizers and learning-rate schedules
+ema           the exponential moving average of the weights
+dist          the only module touching torch.distributed
+logs          interval meters, log lines, TensorBoard
+control       stop signals and the save-dir lock
+"""

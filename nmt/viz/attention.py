@@ -1,0 +1,365 @@
+"""`nmt visualize-attn`: capture every head of every layer for each kind of attention, draw it.
+
+Shape legend: B batch, H heads, S source length, T target length.
+
+Kinds: `enc_self` (source x source), `dec_self` (decoder input x decoder input, causal: the
+upper triangle is masked and shows as zero), `cross` (target x source: row i is the step that
+predicts target piece i, columns are source pieces). Capture is one teacher-forced pass through
+the model's explicit attention path: `encode(..., need_attn=True)` then
+`decode(tgt_in, ..., need_attn=True)` over the whole target at once.
+
+`run` resolves the sentence (--source / --input FILE --index N / DATA_DIR --gen-subset --index N),
+its target (the given reference, teacher-forced, or the model's own beam translation), the models
+(--compare-init, --path, --compare ...: all teacher-forced on the same target), then writes the
+figures, statistics and report through `nmt.viz.figures`. `cross_attention_image` renders one picture
+for the trainer's TensorBoard log.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from nmt.viz import stats as A
+from nmt.viz import figures as R
+from nmt.viz.stats import KINDS
+from nmt.errors import UserError
+from nmt.viz.figures import FORMATS, Figure
+from nmt.data.tokenizer import BOS, EOS, PAD, UNK
+
+
+# ----------------------------------------------------------------------------- capture
+def capture_batch(
+    model: torch.nn.Module, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
+) -> dict[str, list[torch.Tensor]]:
+    """Teacher-forced attention of a batch: {kind: [(B, H, T_q, T_k) per layer]} (kinds present only).
+
+    src (B, S), src_pad_mask (B, S) True at padding, tgt_in (B, T) = BOS + pieces. Weights are
+    float32 on the CPU; a family returning (B, T, S) for single-head attention gets H = 1.
+    """
+    with torch.inference_mode():
+        memory, enc_attn = model.encode(src, src_pad_mask, need_attn=True)
+        _, _, dec_attn = model.decode(tgt_in, memory, src_pad_mask, None, need_attn=True)
+    out: dict[str, list[torch.Tensor]] = {}
+    for group in (enc_attn or {}, dec_attn or {}):
+        for kind, layers in group.items():
+            if kind in KINDS and layers:
+                out[kind] = [(w if w.dim() == 4 else w.unsqueeze(1)).float().cpu() for w in layers]
+    return out
+
+
+def capture_sentence(
+    model: torch.nn.Module, src: Sequence[int], tgt: Sequence[int], device: torch.device | str = "cpu"
+) -> dict[str, list[np.ndarray]]:
+    """Attention of one sentence pair of piece ids (no specials): {kind: [(H, T_q, T_k) per layer]}.
+
+    The model sees src + EOS and BOS + tgt; so enc_self is (S+1, S+1), dec_self (T+1, T+1) and
+    cross (T+1, S+1), row i of cross being the step that predicts (tgt + EOS)[i].
+    """
+    src_t = torch.tensor([list(src) + [EOS]], dtype=torch.long, device=device)  # (1, S)
+    tgt_in = torch.tensor([[BOS] + list(tgt)], dtype=torch.long, device=device)  # (1, T)
+    attn = capture_batch(model, src_t, src_t.eq(PAD), tgt_in)
+    return {kind: [w[0].numpy() for w in layers] for kind, layers in attn.items()}
+
+
+def translate(model: torch.nn.Module, src: Sequence[int], beam: int, device: torch.device | str) -> list[int]:
+    """The model's own translation of one sentence (piece ids, no EOS) with nmt.generation.decoding."""
+    return translate_many(model, [src], beam, device)[0]
+
+
+def translate_many(
+    model: torch.nn.Module, sources: Sequence[Sequence[int]], beam: int, device: torch.device | str, batch: int = 32
+) -> list[list[int]]:
+    """Best hypotheses (piece ids, no EOS) of many sentences, in order, `batch` at a time."""
+    from nmt.config import GenerateConfig
+    from nmt.generation.search import translate_batch
+
+    cfg = GenerateConfig(beam=beam)
+    out: list[list[int]] = []
+    for start in range(0, len(sources), batch):
+        chunk = [list(s) + [EOS] for s in sources[start : start + batch]]
+        width = max(len(s) for s in chunk)
+        src = torch.full((len(chunk), width), PAD, dtype=torch.long)  # (B, S)
+        for i, s in enumerate(chunk):
+            src[i, : len(s)] = torch.tensor(s)
+        src = src.to(device)
+        with torch.inference_mode():
+            hyps = translate_batch([model], src, src.eq(PAD), cfg)
+        for nbest in hyps:
+            ids = nbest[0].tokens.tolist()
+            out.append(ids[:-1] if ids and ids[-1] == EOS else ids)
+    return out
+
+
+# ----------------------------------------------------------------------------- the command
+@dataclass
+class Sentence:
+    """The sentence drawn: piece ids (no specials), texts, and where the target comes from."""
+
+    src: list[int]
+    tgt: list[int]
+    src_text: str
+    tgt_text: str
+    tgt_origin: str  # "reference" | "translation (beam K)"
+
+
+@dataclass
+class Result:
+    """What `run` produced; `rows` are per-head statistics (see nmt.viz.figures)."""
+
+    out: str
+    arch: str
+    sentence: Sentence
+    labels: list[str]  # models, in drawing order
+    figures: list[Figure]
+    rows: list[dict]
+    summaries: list[str]  # one line per model, kind and layer
+    n_sentences: int  # sentences behind the statistics
+    files: list[str]
+
+
+def parse_int_list(text: Optional[str], flag: str) -> list[int]:
+    """'1,3-5' -> [1, 3, 4, 5] (1-based numbers for --layers / --heads); None or '' -> []."""
+    out: list[int] = []
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            lo, _, hi = part.partition("-")
+            values = range(int(lo), int(hi or lo) + 1)
+        except ValueError:
+            raise UserError(f"{flag}: cannot read {part!r}; use numbers and ranges like 1,3-4") from None
+        if not values or values[0] < 1:
+            raise UserError(f"{flag}: {part!r} must be 1-based numbers (1, 2, ...)")
+        out += [v for v in values if v not in out]
+    return out
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"--device {name!r}: use auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[list[int]]]], int]:
+    """{i: (src ids, reference ids or None)} for the sentence drawn (--index) and the first
+    --max-sentences ones (statistics), and the number of sentences the statistics use."""
+    given = [n for n, v in (("--source", cfg.source), ("--input", cfg.input), ("DATA_DIR", cfg.data)) if v is not None]
+    if len(given) != 1:
+        got = f" (got {', '.join(given)})" if given else ""
+        raise UserError(f"give exactly one of --source TEXT, --input FILE or DATA_DIR{got}")
+    if cfg.target is not None and cfg.source is None:
+        raise UserError("--target goes with --source")
+    if cfg.source is not None:
+        tgt = None
+        if cfg.target is not None:  # pieces beyond the output layer (preprocess --trim-target-vocab) are unknown
+            k = loaded.meta["vocab_size"][loaded.meta["target_lang"]]
+            tgt = [i if i < k else UNK for i in loaded.tgt_tok.encode(cfg.target)]
+        return {cfg.index: (loaded.src_tok.encode(cfg.source), tgt)}, 1
+    if cfg.input is not None:
+        try:
+            with open(cfg.input, encoding="utf-8") as f:
+                lines = [line.rstrip("\n") for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --input {cfg.input}: {e.__class__.__name__}") from None
+        n, where = len(lines), f"{cfg.input} has {len(lines)} lines"
+
+        def get(i: int) -> tuple[list[int], Optional[list[int]]]:
+            return loaded.src_tok.encode(lines[i]), None
+
+    else:
+        from nmt.data.dataset import load_split, read_meta
+
+        if read_meta(cfg.data).get("vocab_size") != loaded.meta.get("vocab_size"):
+            raise UserError(f"{cfg.data} has a different vocabulary than the checkpoint {cfg.path}")
+        split = load_split(cfg.data, cfg.gen_subset)
+        use_ref = cfg.reference and split.tgt is not None
+        n, where = len(split), f"split {cfg.gen_subset!r} of {cfg.data} has {len(split)} sentences"
+
+        def get(i: int) -> tuple[list[int], Optional[list[int]]]:
+            return split.src[i].tolist(), split.tgt[i].tolist() if use_ref else None
+
+    if not 0 <= cfg.index < n:
+        raise UserError(f"--index {cfg.index} is out of range: {where}")
+    n_stats = min(cfg.max_sentences, n)
+    return {i: get(i) for i in sorted(set(range(n_stats)) | {cfg.index})}, n_stats
+
+
+def _models(cfg, loaded, device: torch.device) -> list[tuple[str, torch.nn.Module]]:
+    """(label, model) in drawing order: init, --path, then every --compare."""
+    from nmt.checkpoint import load_model
+    from nmt.models import build_model
+
+    models = []
+    if cfg.compare_init:
+        meta = loaded.meta
+        vocab = meta["vocab_size"]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            joined = meta.get("joined_dictionary", False)
+            init = build_model(loaded.model_cfg, vocab[meta["source_lang"]], vocab[meta["target_lang"]], joined)
+        models.append((f"init (seed {cfg.seed})", init.to(device).eval()))
+    models.append((_stem(cfg.path), loaded.model))
+    for path in cfg.compare:
+        other = load_model(path, device)
+        same = other.meta.get("vocab_size") == loaded.meta.get("vocab_size") and getattr(other, "payload", {}).get(
+            "tokenizer_blobs"
+        ) == getattr(loaded, "payload", {}).get("tokenizer_blobs")
+        if not same:
+            raise UserError(f"{path} has a different vocabulary than {cfg.path}; they cannot be compared")
+        models.append((_stem(path), other.model))
+    labels = [label for label, _ in models]
+    return [(lab if labels.count(lab) == 1 else f"{lab} #{i + 1}", m) for i, (lab, m) in enumerate(models)]
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _selection(cfg, attn: dict[str, list[np.ndarray]], arch: str) -> list[tuple[str, list[int], list[int]]]:
+    """[(kind, 0-based layers, 0-based heads)] chosen by --kinds/--layers/--heads, checked against the model."""
+    if not attn:
+        raise UserError(f"architecture {arch} has no attention to visualize")
+    for kind in cfg.kinds:
+        if kind not in KINDS:
+            raise UserError(f"--kinds: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+        if kind not in attn:
+            raise UserError(f"architecture {arch} has no {kind} attention; it has {', '.join(attn)}")
+    kinds = [k for k in KINDS if k in attn and (not cfg.kinds or k in cfg.kinds)]
+    most_layers = max(len(attn[k]) for k in kinds)
+    most_heads = max(w.shape[0] for k in kinds for w in attn[k])
+    asked = [(n, most_layers, "--layers") for n in cfg.layers] + [(n, most_heads, "--heads") for n in cfg.heads]
+    for n, most, flag in asked:
+        if n > most:
+            raise UserError(f"{flag} {n} is out of range: architecture {arch} has {most}")
+    out = []
+    for kind in kinds:
+        layers = [n - 1 for n in cfg.layers if n <= len(attn[kind])] if cfg.layers else list(range(len(attn[kind])))
+        heads_in = attn[kind][0].shape[0]
+        heads = [n - 1 for n in cfg.heads if n <= heads_in] if cfg.heads else list(range(heads_in))
+        if layers and heads:
+            out.append((kind, layers, heads))
+    return out
+
+
+def _shapes(attn: dict[str, list[np.ndarray]]) -> dict[str, list[int]]:
+    return {kind: [w.shape[0] for w in layers] for kind, layers in attn.items()}
+
+
+def run(cfg) -> Result:
+    """`nmt visualize-attn`: capture, figures, statistics, report (cfg: nmt.config.VisualizeConfig)."""
+    from nmt.checkpoint import load_model
+
+    device = resolve_device(cfg.device)
+    if cfg.format not in FORMATS:
+        raise UserError(f"--format {cfg.format!r} is not supported; valid: {', '.join(FORMATS)}")
+    if cfg.max_sentences < 1 or cfg.beam < 1 or cfg.max_pieces < 2:
+        raise UserError("--max-sentences and --beam must be at least 1, --max-pieces at least 2")
+    if not 1 <= cfg.dpi <= 1200:
+        raise UserError(f"--dpi must be between 1 and 1200, got {cfg.dpi}")
+    loaded = load_model(cfg.path, device)
+    pairs, n_stats = _read_sentences(cfg, loaded)
+    index = cfg.index
+    _selection(cfg, capture_sentence(loaded.model, [], [], device), loaded.arch)  # fail before any search
+    models = _models(cfg, loaded, device)
+    max_src, max_tgt = loaded.model.max_positions()
+    chosen = sorted(pairs)
+    for i in chosen:
+        if len(pairs[i][0]) + 1 > max_src:
+            raise UserError(f"sentence {i} has {len(pairs[i][0])} source pieces; the model takes at most {max_src - 1}")
+    missing = [i for i in chosen if pairs[i][1] is None]
+    beam_out = translate_many(loaded.model, [pairs[i][0] for i in missing], cfg.beam, device)
+    targets = {i: pairs[i][1] for i in chosen if pairs[i][1] is not None} | dict(zip(missing, beam_out))
+    targets = {i: t[: max_tgt - 1] for i, t in targets.items()}
+    src, tgt = pairs[index][0], targets[index]
+    origin = "reference" if pairs[index][1] is not None else f"translation (beam {cfg.beam})"
+    sentence = Sentence(src, tgt, loaded.src_tok.decode(src), loaded.tgt_tok.decode(tgt), origin)
+
+    main = [label for label, m in models if m is loaded.model][0]
+    drawn = {label: capture_sentence(m, src, tgt, device) for label, m in models}
+    selection = _selection(cfg, drawn[main], loaded.arch)
+    for label, attn in drawn.items():
+        if _shapes(attn) != _shapes(drawn[main]):
+            raise UserError(f"{label} has a different architecture than {main}; its maps cannot be compared")
+
+    rows, summaries = [], []
+    stats_ids = list(range(n_stats)) if n_stats > 1 else [index]
+    for label, model in models:
+        per_sentence = (
+            drawn[label] if i == index else capture_sentence(model, pairs[i][0], targets[i], device) for i in stats_ids
+        )
+        more_rows, more_lines = A.stat_rows(label, per_sentence, selection)
+        rows += more_rows
+        summaries += more_lines
+
+    src_p = loaded.src_tok.pieces(src + [EOS])
+    tgt_in_p = loaded.tgt_tok.pieces([BOS] + tgt)
+    tgt_out_p = loaded.tgt_tok.pieces(tgt + [EOS])
+    writer = R.FigureWriter(cfg.out, cfg.format, cfg.dpi, keep_png=cfg.html)
+    try:
+        for kind, layers, heads in selection:
+            ax = R.axes_for(kind, src_p, tgt_in_p, tgt_out_p)
+            for layer in layers:
+                R.draw_layer(writer, kind, layer + 1, drawn[main][kind][layer], heads, ax, cfg.max_pieces, main)
+                if len(models) > 1:
+                    per_model = [(label, drawn[label][kind][layer]) for label, _ in models]
+                    R.draw_compare(writer, kind, layer + 1, per_model, heads, ax, cfg.max_pieces)
+    finally:
+        writer.close()
+    files = [f.path for f in writer.figures if f.path] + R.write_stats(cfg.out, rows)
+    labels = [label for label, _ in models]
+    result = Result(cfg.out, loaded.arch, sentence, labels, writer.figures, rows, summaries, len(stats_ids), files)
+    if cfg.html:
+        result.files.append(R.write_html(os.path.join(cfg.out, "report.html"), result))
+    return result
+
+
+# ----------------------------------------------------------------------------- for the trainer
+def cross_attention_image(
+    model: torch.nn.Module,
+    src_tok,
+    tgt_tok,
+    sentence: str,
+    device: torch.device | str,
+    max_pieces: int = 40,
+    dpi: int = 72,
+) -> np.ndarray:
+    """(height, width, 3) uint8 picture of the last layer's head-averaged cross-attention of the
+    model's greedy translation of `sentence`, for SummaryWriter.add_image(..., dataformats="HWC").
+
+    Accepts a DDP- or torch.compile-wrapped model; its train/eval mode is restored afterwards.
+    Raises UserError when the model has no cross-attention.
+    """
+    net = getattr(model, "module", model)
+    net = getattr(net, "_orig_mod", net)
+    was_training = net.training
+    net.eval()
+    try:
+        src = src_tok.encode(sentence)[: net.max_positions()[0] - 1]
+        tgt = translate(net, src, 1, device)
+        attn = capture_sentence(net, src, tgt, device)
+    finally:
+        net.train(was_training)
+    if "cross" not in attn:
+        raise UserError("this model has no cross-attention to draw")
+    weights = attn["cross"][-1]  # (H, T, S)
+    axes2d = R.axes_for("cross", src_tok.pieces(src + [EOS]), [], tgt_tok.pieces(tgt + [EOS]))
+    cut, note = R.crop(axes2d, max_pieces)
+    mean = weights.mean(axis=0)[: len(cut.ylabels), : len(cut.xlabels)]  # (T, S)
+    panel = R.PanelFigure(1, 1, cut)
+    try:
+        title = f"cross-attention, last layer (greedy){note}"
+        panel.show([mean], [f"mean of {weights.shape[0]} heads"], title, float(mean.max()))
+        panel.fig.set_dpi(dpi)
+        panel.fig.canvas.draw()
+        return np.asarray(panel.fig.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        panel.close()
