@@ -47,8 +47,8 @@ def main() -> None:
 
     from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
     from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-    from nmt.training.dist import DistInfo
     from nmt.models import arch_config, build_model
+    from nmt.training.dist import DistInfo
     from nmt.training.trainer import Trainer
 
     torch.set_num_threads(args.threads)
@@ -57,8 +57,17 @@ def main() -> None:
         from nmt.data.preprocess import preprocess
 
         data = tempfile.mkdtemp() + "/m30k"
-        preprocess(PreprocessConfig(source_lang="en", target_lang="de", trainpref=f"{args.raw}/train",
-                                    validpref=f"{args.raw}/valid", destdir=data, vocab_size=8000, joined_dictionary=True))
+        preprocess(
+            PreprocessConfig(
+                source_lang="en",
+                target_lang="de",
+                trainpref=f"{args.raw}/train",
+                validpref=f"{args.raw}/valid",
+                destdir=data,
+                vocab_size=8000,
+                joined_dictionary=True,
+            )
+        )
     meta = read_meta(data)
     pairs = load_split(data, "train", meta)
     batches = batch_by_tokens(pairs.src.sizes, pairs.tgt.sizes, 4096)
@@ -71,8 +80,14 @@ def main() -> None:
     for name, amp, full_logits in (("fp32", "none", False), ("bf16 logits", "bf16", True), ("bf16", "bf16", False)):
         torch.manual_seed(1)
         model_cfg = dataclasses.replace(arch_config("transformer_multi30k"), dropout=0.2, share_all_embeddings=True)
-        cfg = TrainConfig(data=data, max_tokens=4096, amp=amp, full_logits=full_logits, label_smoothing=0.1,
-                          optim=OptimConfig(lr=3e-3, warmup_updates=1000))
+        cfg = TrainConfig(
+            data=data,
+            max_tokens=4096,
+            amp=amp,
+            full_logits=full_logits,
+            label_smoothing=0.1,
+            optim=OptimConfig(lr=3e-3, warmup_updates=1000),
+        )
         trainer = Trainer(cfg, build_model(model_cfg, vocab, vocab, True), torch.device("cpu"), DistInfo(), 128)
         for b in chunk:  # every shape once, outside the clock
             trainer.train_step([b])

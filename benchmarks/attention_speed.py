@@ -21,8 +21,15 @@ import torch.nn.functional as F
 from nmt.models.layers import SHORT_KEYS, attention, causal_attend_mask
 
 # (batch, query length, key length, head dim): Multi30k-sized batches of 4096 tokens, then longer
-SHAPES = [(200, 17, 15, 32), (400, 9, 8, 32), (100, 40, 40, 64), (60, 64, 64, 32),
-          (30, 128, 128, 32), (16, 256, 256, 64), (8, 512, 512, 64)]
+SHAPES = [
+    (200, 17, 15, 32),
+    (400, 9, 8, 32),
+    (100, 40, 40, 64),
+    (60, 64, 64, 32),
+    (30, 128, 128, 32),
+    (16, 256, 256, 64),
+    (8, 512, 512, 64),
+]
 
 
 def time_call(fn, q, k, v, repeat: int) -> float:
@@ -55,12 +62,12 @@ def main() -> None:
             q = torch.randn(b, 4, t, dh, requires_grad=True)
             k, v = (torch.randn(b, 4, s, dh, requires_grad=True) for _ in range(2))
 
-            def sdpa(q, k, v):
+            def sdpa(q, k, v, attend=attend, causal=causal):
                 if causal:
                     return F.scaled_dot_product_attention(q, k, v, is_causal=True)
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
 
-            def explicit(q, k, v):
+            def explicit(q, k, v, attend=attend, causal=causal):
                 return attention(q, k, v, attend, causal, need_weights=True)[0]
 
             fused, plain = time_call(sdpa, q, k, v, args.repeat), time_call(explicit, q, k, v, args.repeat)

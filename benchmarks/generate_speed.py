@@ -78,12 +78,20 @@ def main() -> int:
     for beam in [int(b) for b in args.beams.split(",")]:
         base = None
         for workers in [int(w) for w in args.workers.split(",")]:
-            cfg = GenerateConfig(beam=beam, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                                 max_tokens=args.max_tokens, workers=workers)
+            cfg = GenerateConfig(
+                beam=beam,
+                max_len_a=args.max_len_a,
+                max_len_b=args.max_len_b,
+                max_tokens=args.max_tokens,
+                workers=workers,
+            )
             timed(models, PairDataset(TokenArray.from_sequences([pairs.src[i] for i in range(50)])), cfg, args.threads)
             secs, tokens, best = timed(models, pairs, cfg, args.threads)
-            print(f"beam {beam}, {workers} worker(s) x {max(1, args.threads // workers)} thread(s): "
-                  f"{n / secs:8.1f} sentences/s {tokens / secs:9.1f} tokens/s ({secs:.2f} s)", flush=True)
+            print(
+                f"beam {beam}, {workers} worker(s) x {max(1, args.threads // workers)} thread(s): "
+                f"{n / secs:8.1f} sentences/s {tokens / secs:9.1f} tokens/s ({secs:.2f} s)",
+                flush=True,
+            )
             if base is None:
                 base = best
             else:

@@ -24,18 +24,28 @@ from rich.console import Console
 
 from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
 from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-from nmt.training.dist import DistInfo
-from nmt.models import arch_config, build_model
-from nmt.device import keep_freed_memory
 from nmt.data.preprocess import preprocess
+from nmt.device import keep_freed_memory
+from nmt.models import arch_config, build_model
+from nmt.training.dist import DistInfo
 from nmt.training.trainer import Trainer
 
 
 def trainer_and_batches(raw: str, src: str, tgt: str, trim: bool, n: int, max_tokens: int):
     """(Trainer of the recipe's model, the first `n` batches of epoch 1) on freshly preprocessed data."""
     data = tempfile.mkdtemp() + f"/{'trim' if trim else 'full'}"
-    preprocess(PreprocessConfig(source_lang=src, target_lang=tgt, trainpref=f"{raw}/train", destdir=data,
-                                vocab_size=8000, joined_dictionary=True, trim_target_vocab=trim), Console(quiet=True))
+    preprocess(
+        PreprocessConfig(
+            source_lang=src,
+            target_lang=tgt,
+            trainpref=f"{raw}/train",
+            destdir=data,
+            vocab_size=8000,
+            joined_dictionary=True,
+            trim_target_vocab=trim,
+        ),
+        Console(quiet=True),
+    )
     meta = read_meta(data)
     pairs = load_split(data, "train", meta)
     batches = batch_by_tokens(pairs.src.sizes, pairs.tgt.sizes, max_tokens)
@@ -43,12 +53,19 @@ def trainer_and_batches(raw: str, src: str, tgt: str, trim: bool, n: int, max_to
     dataset = BatchDataset(pairs, [batches[i] for i in order[:n]])
     torch.manual_seed(1)
     model_cfg = dataclasses.replace(arch_config("transformer_multi30k"), dropout=0.2, share_all_embeddings=True)
-    cfg = TrainConfig(data=data, max_tokens=max_tokens, amp="none", label_smoothing=0.1,
-                      optim=OptimConfig(lr=3e-3, warmup_updates=1000))
+    cfg = TrainConfig(
+        data=data,
+        max_tokens=max_tokens,
+        amp="none",
+        label_smoothing=0.1,
+        optim=OptimConfig(lr=3e-3, warmup_updates=1000),
+    )
     sizes = meta["vocab_size"]
     model = build_model(model_cfg, sizes[src], sizes[tgt], True)
     print(f"{'trimmed' if trim else 'full'}: output layer of {sizes[tgt]} rows, source {sizes[src]}")
-    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), model_cfg.encoder_embed_dim), [dataset[i] for i in range(n)]
+    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), model_cfg.encoder_embed_dim), [
+        dataset[i] for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -64,8 +81,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     src, tgt = args.pair.split("-")
     n = 3 * args.updates
-    runs = {name: trainer_and_batches(args.raw, src, tgt, name == "trimmed", n, args.max_tokens)
-            for name in ("full", "trimmed")}
+    runs = {
+        name: trainer_and_batches(args.raw, src, tgt, name == "trimmed", n, args.max_tokens)
+        for name in ("full", "trimmed")
+    }
     assert [b.ntokens for b in runs["full"][1]] == [b.ntokens for b in runs["trimmed"][1]]
     for trainer, batches in runs.values():  # warm-up: allocator and kernels
         for b in batches[:3]:
@@ -75,14 +94,17 @@ def main() -> None:
         rates = {}
         for name in ("full", "trimmed") if r % 2 == 0 else ("trimmed", "full"):
             trainer, batches = runs[name]
-            part = batches[(r % 3) * args.updates:(r % 3 + 1) * args.updates]
+            part = batches[(r % 3) * args.updates : (r % 3 + 1) * args.updates]
             start = time.perf_counter()
             for b in part:
                 trainer.train_step([b])
             rates[name] = sum(b.ntokens for b in part) / (time.perf_counter() - start)
         ratios.append(rates["trimmed"] / rates["full"])
-        print(f"round {r}: full {rates['full']:.0f}, trimmed {rates['trimmed']:.0f} target tokens/s, "
-              f"ratio {ratios[-1]:.3f}", flush=True)
+        print(
+            f"round {r}: full {rates['full']:.0f}, trimmed {rates['trimmed']:.0f} target tokens/s, "
+            f"ratio {ratios[-1]:.3f}",
+            flush=True,
+        )
     print(f"trimmed / full: median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 

@@ -29,16 +29,18 @@ import torch.nn.functional as F
 
 from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
 from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
-from nmt.training.dist import DistInfo
-from nmt.models import arch_config, build_model
 from nmt.device import keep_freed_memory
+from nmt.models import arch_config, build_model
+from nmt.training.dist import DistInfo
 from nmt.training.trainer import Trainer
 
 
 class PlainTransformer(nn.Module):
     """The baseline: embeddings + sinusoidal positions + nn.Transformer + output Linear."""
 
-    def __init__(self, vocab: int, d: int = 256, heads: int = 4, layers: int = 3, ffn: int = 1024, dropout: float = 0.1):
+    def __init__(
+        self, vocab: int, d: int = 256, heads: int = 4, layers: int = 3, ffn: int = 1024, dropout: float = 0.1
+    ):
         super().__init__()
         self.d = d
         self.src_embed = nn.Embedding(vocab, d, padding_idx=0)
@@ -56,8 +58,15 @@ class PlainTransformer(nn.Module):
         s = self.drop(self.src_embed(src) * math.sqrt(self.d) + self.pe[: src.size(1)])
         t = self.drop(self.tgt_embed(tgt_in) * math.sqrt(self.d) + self.pe[: tgt_in.size(1)])
         causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1), device=tgt_in.device)
-        h = self.core(s, t, tgt_mask=causal, src_key_padding_mask=src_pad_mask,
-                      tgt_key_padding_mask=tgt_in == 0, memory_key_padding_mask=src_pad_mask, tgt_is_causal=True)
+        h = self.core(
+            s,
+            t,
+            tgt_mask=causal,
+            src_key_padding_mask=src_pad_mask,
+            tgt_key_padding_mask=tgt_in == 0,
+            memory_key_padding_mask=src_pad_mask,
+            tgt_is_causal=True,
+        )
         return self.out(h)
 
 
@@ -92,8 +101,17 @@ def main() -> None:
         from nmt.data.preprocess import preprocess
 
         data = tempfile.mkdtemp() + "/m30k"
-        preprocess(PreprocessConfig(source_lang="en", target_lang="de", trainpref=f"{args.raw}/train",
-                                    validpref=f"{args.raw}/valid", destdir=data, vocab_size=8000, joined_dictionary=True))
+        preprocess(
+            PreprocessConfig(
+                source_lang="en",
+                target_lang="de",
+                trainpref=f"{args.raw}/train",
+                validpref=f"{args.raw}/valid",
+                destdir=data,
+                vocab_size=8000,
+                joined_dictionary=True,
+            )
+        )
     meta = read_meta(data)
     pairs = load_split(data, "train", meta)
     batches = batch_by_tokens(pairs.src.sizes, pairs.tgt.sizes, args.max_tokens)
@@ -102,7 +120,9 @@ def main() -> None:
     vocab = meta["vocab_size"]["de"]
 
     torch.manual_seed(1)
-    cfg = TrainConfig(data=data, max_tokens=args.max_tokens, amp=args.amp, optim=OptimConfig(lr=5e-4, warmup_updates=4000))
+    cfg = TrainConfig(
+        data=data, max_tokens=args.max_tokens, amp=args.amp, optim=OptimConfig(lr=5e-4, warmup_updates=4000)
+    )
     ours = Trainer(cfg, build_model(arch_config("transformer_tiny"), vocab, vocab, True), device, DistInfo(), 256)
     plain = PlainTransformer(vocab).to(device)
     plain_opt = torch.optim.Adam(plain.parameters(), lr=5e-4, betas=(0.9, 0.98), foreach=True)
@@ -114,8 +134,16 @@ def main() -> None:
         batch = batch.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = plain(batch.src, batch.src_pad_mask, batch.tgt_in)
-        loss = F.cross_entropy(logits.float().reshape(-1, vocab), batch.tgt_out.reshape(-1), ignore_index=0,
-                               label_smoothing=0.1, reduction="sum") / batch.ntokens
+        loss = (
+            F.cross_entropy(
+                logits.float().reshape(-1, vocab),
+                batch.tgt_out.reshape(-1),
+                ignore_index=0,
+                label_smoothing=0.1,
+                reduction="sum",
+            )
+            / batch.ntokens
+        )
         plain_scaler.scale(loss).backward()
         plain_scaler.unscale_(plain_opt)
         nn.utils.clip_grad_norm_(plain.parameters(), math.inf)
@@ -145,8 +173,10 @@ def main() -> None:
     rate = {k: n / s for k, (n, s) in totals.items()}
     params = sum(p.numel() for p in ours.model.parameters())
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, threads {args.threads}"
-    print(f"{where}, amp {args.amp}, max_tokens {args.max_tokens}, {args.rounds} x {args.updates} updates, "
-          f"{params / 1e6:.1f}M params")
+    print(
+        f"{where}, amp {args.amp}, max_tokens {args.max_tokens}, {args.rounds} x {args.updates} updates, "
+        f"{params / 1e6:.1f}M params"
+    )
     print(f"nmt             {rate['nmt']:8.0f} target tokens/s")
     print(f"nn.Transformer  {rate['nn.Transformer']:8.0f} target tokens/s")
     print(f"ratio nmt / nn.Transformer: {rate['nmt'] / rate['nn.Transformer']:.2f}")
@@ -154,8 +184,10 @@ def main() -> None:
         return
     peak = matmul_gflops()
     flops_per_token = 44e6  # ~6 x parameters touched per target token for this config
-    print(f"fp32 matmul peak {peak:.0f} GFLOP/s; nmt reaches {rate['nmt'] * flops_per_token / 1e9:.1f} GFLOP/s "
-          f"= {100 * rate['nmt'] * flops_per_token / 1e9 / peak:.0f}% of it")
+    print(
+        f"fp32 matmul peak {peak:.0f} GFLOP/s; nmt reaches {rate['nmt'] * flops_per_token / 1e9:.1f} GFLOP/s "
+        f"= {100 * rate['nmt'] * flops_per_token / 1e9 / peak:.0f}% of it"
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 import nmt.models as M
-from nmt.viz import attention as V
 from nmt.checkpoint import load_model, save_model
 from nmt.config import VisualizeConfig
 from nmt.data.tokenizer import SPECIAL_PIECES, WordTokenizer
+from nmt.viz import attention as V
 
 N_WORDS = 2000  # vocabulary of the synthetic word tokenizer (embeddings are not what is measured)
 
@@ -32,9 +32,13 @@ def make_checkpoint(path: Path) -> tuple[str, str]:
     words = [f"w{i}" for i in range(N_WORDS)]
     tok = WordTokenizer(list(SPECIAL_PIECES) + words)
     meta = {
-        "format_version": 1, "source_lang": "src", "target_lang": "tgt", "joined_dictionary": True,
+        "format_version": 1,
+        "source_lang": "src",
+        "target_lang": "tgt",
+        "joined_dictionary": True,
         "vocab_size": {"src": tok.vocab_size, "tgt": tok.vocab_size},
-        "tokenizer": {"type": "word", "files": {"src": "dict.txt", "tgt": "dict.txt"}}, "splits": {},
+        "tokenizer": {"type": "word", "files": {"src": "dict.txt", "tgt": "dict.txt"}},
+        "splits": {},
     }
     cfg = M.arch_config("transformer_base")
     torch.manual_seed(0)
@@ -69,7 +73,12 @@ def main() -> None:
         for r in range(args.repeat):
             out = Path(tmp) / f"out{r}"
             cfg = VisualizeConfig(
-                path=str(ckpt), source=source, target=target, out=str(out), format=args.format, html=args.html,
+                path=str(ckpt),
+                source=source,
+                target=target,
+                out=str(out),
+                format=args.format,
+                html=args.html,
                 device="cpu",
             )
             t0, c0 = time.perf_counter(), time.process_time()

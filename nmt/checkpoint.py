@@ -28,8 +28,10 @@ from typing import Any
 import torch
 
 from nmt import config as C
+from nmt.data.tokenizer import load_tokenizers
 from nmt.errors import UserError
 from nmt.fileio import TMP_PREFIX, atomic_write
+from nmt.models import build_for_data, config_from_dict, load_weights
 
 KIND = "nmt-checkpoint"
 FORMAT_VERSION = 1
@@ -93,7 +95,9 @@ def load(path: str) -> dict:
         raise UserError(f"{path} is not an nmt checkpoint")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise UserError(f"{path} has checkpoint format {version}, newer than this nmt supports ({FORMAT_VERSION}); upgrade nmt")
+        raise UserError(
+            f"{path} has checkpoint format {version}, newer than this nmt supports ({FORMAT_VERSION}); upgrade nmt"
+        )
     for key in ("arch", "family", "model_config", "data_meta", "tokenizer_blobs", "model"):
         if key not in payload:
             raise UserError(f"{path} is an incomplete nmt checkpoint (no {key!r})")
@@ -115,30 +119,22 @@ def model_payload(model: torch.nn.Module, model_cfg: Any, arch: str, meta: dict,
     }
 
 
-def save_model(path: str, model: torch.nn.Module, model_cfg: Any, arch: str, meta: dict, blobs: dict[str, bytes]) -> None:
+def save_model(
+    path: str, model: torch.nn.Module, model_cfg: Any, arch: str, meta: dict, blobs: dict[str, bytes]
+) -> None:
     save(path, model_payload(model, model_cfg, arch, meta, blobs))
 
 
 def model_from_payload(payload: dict, path: str = "checkpoint") -> tuple[torch.nn.Module, Any]:
     """Build the model a checkpoint describes and load its weights (strictly)."""
-    from nmt.models import build_model, config_from_dict
-
     cfg = config_from_dict(payload["family"], payload["model_config"])
-    meta = payload["data_meta"]
-    vocab = meta["vocab_size"]
-    model = build_model(cfg, vocab[meta["source_lang"]], vocab[meta["target_lang"]], meta.get("joined_dictionary", False))
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as e:
-        first = str(e).split("\n")[0][:200]
-        raise UserError(f"{path}: weights do not fit architecture {payload['arch']!r} ({first})") from None
+    model = build_for_data(cfg, payload["data_meta"])
+    load_weights(model, payload["model"], f"{path}: weights do not fit architecture {payload['arch']!r}")
     return model, cfg
 
 
 def load_model(path: str, device: str | torch.device = "cpu") -> Loaded:
     """Checkpoint -> Loaded(model in eval mode on `device`, config, tokenizers, meta)."""
-    from nmt.data.tokenizer import load_tokenizers
-
     payload = load(path)
     model, cfg = model_from_payload(payload, path)
     src_tok, tgt_tok = load_tokenizers(payload["data_meta"], payload["tokenizer_blobs"])
@@ -155,7 +151,9 @@ def load_models(paths: str, device: str | torch.device = "cpu") -> list[Loaded]:
     for p, other in zip(paths.split(":")[1:], loaded[1:]):
         same = other.meta["target_lang"] == first["target_lang"] and other.meta["vocab_size"] == first["vocab_size"]
         if not same or other.payload["tokenizer_blobs"] != loaded[0].payload["tokenizer_blobs"]:
-            raise UserError(f"{p} has a different vocabulary than {paths.split(':')[0]}; an ensemble needs one vocabulary")
+            raise UserError(
+                f"{p} has a different vocabulary than {paths.split(':')[0]}; an ensemble needs one vocabulary"
+            )
     return loaded
 
 
@@ -174,8 +172,9 @@ def average(paths: list[str], trained: bool = False) -> dict:
             return payload["model"]
         state = payload.get("train_state")
         if not isinstance(state, dict) or "trained_model" not in state:
-            raise UserError(f"{path} holds no trained weights apart from its model (it was not saved by "
-                            "training with --ema-decay)")
+            raise UserError(
+                f"{path} holds no trained weights apart from its model (it was not saved by training with --ema-decay)"
+            )
         return state["trained_model"]
 
     first = load(paths[0])

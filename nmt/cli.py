@@ -13,7 +13,6 @@ import typer
 
 from nmt import __version__
 from nmt.errors import UserError
-from nmt.device import keep_freed_memory, keep_matmul_kernels
 
 app = typer.Typer(
     add_completion=False,
@@ -52,7 +51,8 @@ def preprocess(
     vocab_size: Optional[int] = typer.Option(None, help="Vocabulary size per language (joint size when joined)."),
     joined_dictionary: bool = typer.Option(False, "--joined-dictionary", help="One vocabulary for both languages."),
     trim_target_vocab: bool = typer.Option(
-        False, "--trim-target-vocab",
+        False,
+        "--trim-target-vocab",
         help="With --joined-dictionary: number the pieces of the target training text first and give the "
         "model an output layer over those only.",
     ),
@@ -82,15 +82,28 @@ def preprocess(
     from nmt.data.preprocess import preprocess as run
 
     given = dict(
-        vocab_size=vocab_size, spm_model_type=spm_model_type, tokenizer=tokenizer, max_len=max_len,
-        max_len_ratio=max_len_ratio, workers=workers, character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size, seed=seed, subword_samples=subword_samples,
+        vocab_size=vocab_size,
+        spm_model_type=spm_model_type,
+        tokenizer=tokenizer,
+        max_len=max_len,
+        max_len_ratio=max_len_ratio,
+        workers=workers,
+        character_coverage=character_coverage,
+        input_sentence_size=input_sentence_size,
+        seed=seed,
+        subword_samples=subword_samples,
         subword_alpha=subword_alpha,
     )
     cfg = PreprocessConfig(
-        source_lang=source_lang, target_lang=target_lang, trainpref=trainpref, destdir=destdir,
-        validpref=validpref, testpref=[p for p in (testpref or "").split(",") if p],
-        joined_dictionary=joined_dictionary, trim_target_vocab=trim_target_vocab, force=force,
+        source_lang=source_lang,
+        target_lang=target_lang,
+        trainpref=trainpref,
+        destdir=destdir,
+        validpref=validpref,
+        testpref=[p for p in (testpref or "").split(",") if p],
+        joined_dictionary=joined_dictionary,
+        trim_target_vocab=trim_target_vocab,
+        force=force,
         **{k: v for k, v in given.items() if v is not None},
     )
     run(cfg)
@@ -163,7 +176,9 @@ def list_archs(
 # ---------------------------------------------------------------- generate / score / average-checkpoints
 @app.command()
 def generate(
-    data: Optional[str] = typer.Argument(None, metavar="DATA_DIR", help="Binarized data dir: translate --gen-subset and score it."),
+    data: Optional[str] = typer.Argument(
+        None, metavar="DATA_DIR", help="Binarized data dir: translate --gen-subset and score it."
+    ),
     path: str = typer.Option(..., help="Checkpoint; a.pt:b.pt for an ensemble."),
     gen_subset: Optional[str] = typer.Option(None, help="Split of DATA_DIR (test)."),
     input: Optional[str] = typer.Option(None, "--input", help="Raw text file, one sentence a line; - for stdin."),
@@ -189,7 +204,9 @@ def generate(
     workers: Optional[int] = typer.Option(None, help="Batches decoded at once, sharing --threads (1)."),
     format: Optional[str] = typer.Option(None, "--format", help="plain | fairseq (plain)."),
     print_alignment: bool = typer.Option(False, "--print-alignment", help="A-i alignment lines (--format fairseq)."),
-    quiet: bool = typer.Option(False, "--quiet", help="Only the summary (and BLEU) on stdout; --output still gets the translations."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="Only the summary (and BLEU) on stdout; --output still gets the translations."
+    ),
     chunk_size: Optional[int] = typer.Option(None, help="Raw text lines translated and written at a time (2000)."),
 ) -> None:
     """Translate a binarized split or raw text with a trained checkpoint.
@@ -199,18 +216,40 @@ def generate(
     come from nmt.config.GenerateConfig.
     """
     from nmt.config import GenerateConfig
-    from nmt.generation.output import Progress, summary
     from nmt.generation.generate import run
+    from nmt.generation.output import Progress, summary
 
     given = dict(
-        gen_subset=gen_subset, input=input, output=output, beam=beam, nbest=nbest, lenpen=lenpen,
-        max_len_a=max_len_a, max_len_b=max_len_b, min_len=min_len, no_repeat_ngram_size=no_repeat_ngram_size,
-        unkpen=unkpen, sampling_topk=sampling_topk, sampling_topp=sampling_topp, temperature=temperature,
-        seed=seed, max_tokens=max_tokens, batch_size=batch_size, device=device, amp=amp, threads=threads,
-        workers=workers, format=format, chunk_size=chunk_size,
+        gen_subset=gen_subset,
+        input=input,
+        output=output,
+        beam=beam,
+        nbest=nbest,
+        lenpen=lenpen,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
+        min_len=min_len,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        unkpen=unkpen,
+        sampling_topk=sampling_topk,
+        sampling_topp=sampling_topp,
+        temperature=temperature,
+        seed=seed,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        device=device,
+        amp=amp,
+        threads=threads,
+        workers=workers,
+        format=format,
+        chunk_size=chunk_size,
     )
     cfg = GenerateConfig(
-        path=path, data=data, sampling=sampling, print_alignment=print_alignment, quiet=quiet,
+        path=path,
+        data=data,
+        sampling=sampling,
+        print_alignment=print_alignment,
+        quiet=quiet,
         **{k: v for k, v in given.items() if v is not None},
     )
     try:
@@ -220,7 +259,7 @@ def generate(
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0)
+        raise typer.Exit(0) from None
     for line in summary(stats):
         print(line, file=sys.stderr)
 
@@ -229,14 +268,20 @@ def generate(
 def average_checkpoints(
     inputs: List[str] = typer.Option(..., help="Checkpoint files, or one directory with --num-*-checkpoints."),
     more: Optional[List[str]] = typer.Argument(
-        None, metavar="CHECKPOINT", show_default=False,
-        help="More checkpoint files: `--inputs a.pt b.pt c.pt` averages all three."),
+        None,
+        metavar="CHECKPOINT",
+        show_default=False,
+        help="More checkpoint files: `--inputs a.pt b.pt c.pt` averages all three.",
+    ),
     output: str = typer.Option(..., help="Averaged checkpoint to write (atomically)."),
     num_epoch_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpointN.pt of the dir."),
     num_update_checkpoints: Optional[int] = typer.Option(None, help="Average the last N checkpoint_E_U.pt of the dir."),
     trained_weights: bool = typer.Option(
-        False, "--trained-weights", help="Average the weights training reached, not the moving average that checkpoints saved "
-                    "with --ema-decay hold as their model (one input: extract them)."),
+        False,
+        "--trained-weights",
+        help="Average the weights training reached, not the moving average that checkpoints saved "
+        "with --ema-decay hold as their model (one input: extract them).",
+    ),
 ) -> None:
     """Average the weights of several checkpoints into one."""
     import os
@@ -263,8 +308,10 @@ def average_checkpoints(
             raise UserError(f"{flag} {count}: {inputs[0]} has only {len(found)} such checkpoint(s)")
         paths = found[-count:]
     save(output, average(paths, trained=trained_weights))
-    print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(p) for p in paths)}) into {output}",
-          file=sys.stderr)
+    print(
+        f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(p) for p in paths)}) into {output}",
+        file=sys.stderr,
+    )
 
 
 @app.command()
@@ -298,7 +345,9 @@ def score(
 # ---------------------------------------------------------------- visualize-attn
 @app.command("visualize-attn")
 def visualize_attn(
-    data: Optional[str] = typer.Argument(None, metavar="DATA_DIR", help="Binarized data dir (with --gen-subset, --index)."),
+    data: Optional[str] = typer.Argument(
+        None, metavar="DATA_DIR", help="Binarized data dir (with --gen-subset, --index)."
+    ),
     path: str = typer.Option(..., help="Checkpoint to visualize."),
     source: Optional[str] = typer.Option(None, help="Source sentence (raw text)."),
     target: Optional[str] = typer.Option(None, help="Reference to teacher-force (default: the model's translation)."),
@@ -333,17 +382,34 @@ def visualize_attn(
     from rich.console import Console
 
     from nmt.config import VisualizeConfig
-    from nmt.viz.figures import stats_table
     from nmt.viz.attention import parse_int_list, run
+    from nmt.viz.figures import stats_table
 
     given = dict(
-        index=index, gen_subset=gen_subset, reference=reference, beam=beam, out=out, format=format, dpi=dpi,
-        max_pieces=max_pieces, seed=seed, max_sentences=max_sentences, device=device,
+        index=index,
+        gen_subset=gen_subset,
+        reference=reference,
+        beam=beam,
+        out=out,
+        format=format,
+        dpi=dpi,
+        max_pieces=max_pieces,
+        seed=seed,
+        max_sentences=max_sentences,
+        device=device,
     )
     cfg = VisualizeConfig(
-        path=path, source=source, target=target, input=input, data=data, compare=list(compare or []),
-        compare_init=compare_init, html=html, kinds=[k for k in (kinds or "").replace(" ", "").split(",") if k],
-        layers=parse_int_list(layers, "--layers"), heads=parse_int_list(heads, "--heads"),
+        path=path,
+        source=source,
+        target=target,
+        input=input,
+        data=data,
+        compare=list(compare or []),
+        compare_init=compare_init,
+        html=html,
+        kinds=[k for k in (kinds or "").replace(" ", "").split(",") if k],
+        layers=parse_int_list(layers, "--layers"),
+        heads=parse_int_list(heads, "--heads"),
         **{k: v for k, v in given.items() if v is not None},
     )
     result = run(cfg)
@@ -358,8 +424,6 @@ def visualize_attn(
 
 def main() -> None:
     """Console entry point: run the app; a UserError becomes one stderr line and exit code 2."""
-    keep_freed_memory()
-    keep_matmul_kernels()
     try:
         app()
     except UserError as e:

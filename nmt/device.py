@@ -1,24 +1,61 @@
-"""Process-level performance settings, applied once by the CLI entry point.
+"""The one place that decides where code runs and how the process is set up for it.
 
-glibc serves allocations above 32 MB with a fresh mmap and unmaps them on free. A training
-step allocates and frees several tensors of that size (logits and their gradient are
-tokens x vocab floats, 128 MB at 4096 x 8000), so every step pays page faults on hundreds of
-megabytes of new memory: measured on a 2-core VM, `x - c` on such a tensor took 150 ms with
-fresh pages and 26 ms with reused ones. Serving big blocks from the heap and never trimming
-it keeps those pages mapped and reused. The cost: the process's RSS stays at its peak.
+`resolve_device` turns `--device auto|cpu|cuda` into a torch.device for every command (train,
+generate, visualize-attn, the Python API). `process_settings` applies the process-level
+settings that training and generation want, and undoes what can be undone when it exits:
+
+- threads: torch's intra-op thread count (`--threads`), restored on exit;
+- freed memory: glibc serves allocations above 32 MB with a fresh mmap and unmaps them on free.
+  A training step allocates and frees several tensors of that size (the logits and their
+  gradient are tokens x vocab floats, 128 MB at 4096 x 8000), so every step would pay page
+  faults on hundreds of megabytes (measured on a 2-core VM: `x - c` on such a tensor took
+  150 ms with fresh pages and 26 ms with reused ones). `keep_freed_memory` makes malloc reuse
+  them instead; the process's resident size then stays at its peak. glibc offers no way back,
+  so this one lasts for the life of the process;
+- matmul kernels: oneDNN keeps a cache of generated kernels, one per matrix shape; bf16 training
+  sees thousands of shapes, more than its default 1024, and regenerating evicted kernels costs
+  time. `keep_matmul_kernels` raises the capacity through its environment variable, which oneDNN
+  reads once, at its first kernel: in a process that already ran a bf16 product (a notebook
+  after other work) it has no effect. A capacity the user set in the environment stands.
+
+The CLI applies them for each command; library callers get them from the same entry points
+(`nmt.training.loop.train`, `nmt.generation.generate.run`), so the two behave alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Iterator, Optional
 
+import torch
+
+from nmt.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 MATMUL_KERNELS = 8192
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto | cpu | cuda` -> torch.device; cuda means cuda:LOCAL_RANK (one GPU per torchrun process).
+
+    auto picks CUDA when a GPU is visible. Asking for cuda without one is a UserError.
+    """
+    if name not in DEVICES:
+        raise UserError(f"--device {name!r}: use auto, cpu or cuda")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
 
 
 def keep_freed_memory() -> bool:
@@ -35,9 +72,22 @@ def keep_freed_memory() -> bool:
 
 
 def keep_matmul_kernels(capacity: int = MATMUL_KERNELS) -> int:
-    """Size oneDNN's kernel cache (unless the environment already sets it); returns the capacity in force.
-
-    oneDNN reads the variable when it first builds a kernel, so this must run before the
-    process's first bf16 matrix product (the CLI calls it at start-up).
-    """
+    """Size oneDNN's kernel cache unless the environment already does; returns the capacity in force."""
     return int(os.environ.setdefault(ONEDNN_CACHE, str(capacity)))
+
+
+@contextlib.contextmanager
+def process_settings(threads: Optional[int] = None) -> Iterator[None]:
+    """Apply the settings above for a training or generation run; restore the thread count after.
+
+    threads: torch intra-op threads for the run (None: leave torch's setting).
+    """
+    keep_freed_memory()
+    keep_matmul_kernels()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 
 from nmt import config as C
 from nmt.errors import UserError
+from nmt.models import arch_config
 
 BOOL_WORDS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
 
@@ -70,8 +71,6 @@ def split_args(args: list[str], field_types: dict[str, Any]) -> tuple[list[str],
 
 def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     """`nmt train` argv -> (TrainConfig with its OptimConfig, model-field overrides as texts)."""
-    from nmt.models import arch_config
-
     train_f = _fields(C.TrainConfig)
     optim_f = {k: v for k, v in _fields(C.OptimConfig).items() if k not in train_f}  # max_update is copied over
     arch = C.TrainConfig.__dataclass_fields__["arch"].default
@@ -111,12 +110,17 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (cfg.validate_interval_updates >= 0, "--validate-interval-updates must be >= 0"),
         (cfg.save_interval_updates >= 0, "--save-interval-updates must be >= 0"),
         (cfg.eval_bleu_beam >= 1, "--eval-bleu-beam must be >= 1"),
-        (cfg.eval_bleu_max_len_a >= 0 and cfg.eval_bleu_max_len_b >= 1,
-         "--eval-bleu-max-len-a must be >= 0 and --eval-bleu-max-len-b >= 1"),
+        (
+            cfg.eval_bleu_max_len_a >= 0 and cfg.eval_bleu_max_len_b >= 1,
+            "--eval-bleu-max-len-a must be >= 0 and --eval-bleu-max-len-b >= 1",
+        ),
         (cfg.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
         (cfg.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
         (cfg.log_format in ("simple", "json"), "--log-format must be simple or json"),
-        (cfg.best_checkpoint_metric in ("loss", "nll_loss", "ppl", "bleu"), "--best-checkpoint-metric must be loss, nll_loss, ppl or bleu"),
+        (
+            cfg.best_checkpoint_metric in ("loss", "nll_loss", "ppl", "bleu"),
+            "--best-checkpoint-metric must be loss, nll_loss, ppl or bleu",
+        ),
         (cfg.best_checkpoint_metric != "bleu" or cfg.eval_bleu, "--best-checkpoint-metric bleu needs --eval-bleu"),
         (0 <= cfg.seed < 2**32, "--seed must be between 0 and 2**32 - 1"),
         (cfg.patience >= -1, "--patience must be >= -1 (-1 = off)"),
@@ -132,13 +136,20 @@ def validate_train(cfg: C.TrainConfig) -> None:
         (0 <= o.clip_norm < math.inf, "--clip-norm must be a finite number >= 0"),
         (0 <= o.weight_decay < math.inf, "--weight-decay must be a finite number >= 0"),
         (0 < o.adam_eps < math.inf, "--adam-eps must be a finite number > 0"),
-        (len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas), "--adam-betas must be two numbers in [0, 1)"),
+        (
+            len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas),
+            "--adam-betas must be two numbers in [0, 1)",
+        ),
         (0 < o.lr_shrink < 1, "--lr-shrink must be in (0, 1)"),
         (o.lr_patience >= 0, "--lr-patience must be >= 0"),
         (0 < o.power < math.inf, "--power must be a finite number > 0"),
-        (o.lr_scheduler not in ("cosine", "polynomial_decay") or cfg.max_update > 0 or cfg.max_epoch > 0
-         or cfg.stop_time_hours > 0,
-         f"--lr-scheduler {o.lr_scheduler} needs --max-update, --max-epoch or --stop-time-hours (its horizon)"),
+        (
+            o.lr_scheduler not in ("cosine", "polynomial_decay")
+            or cfg.max_update > 0
+            or cfg.max_epoch > 0
+            or cfg.stop_time_hours > 0,
+            f"--lr-scheduler {o.lr_scheduler} needs --max-update, --max-epoch or --stop-time-hours (its horizon)",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -147,9 +158,13 @@ def validate_train(cfg: C.TrainConfig) -> None:
 
 def train_help() -> str:
     """Help text listing every train and optimizer flag with its default."""
-    lines = ["Usage: nmt train DATA_DIR [--arch NAME] [--FLAG VALUE ...]", "",
-             "Every field below is a flag; model flags are the fields of the chosen architecture's",
-             "config (see `nmt list-archs`), e.g. --encoder-layers 4 --dropout 0.3.", ""]
+    lines = [
+        "Usage: nmt train DATA_DIR [--arch NAME] [--FLAG VALUE ...]",
+        "",
+        "Every field below is a flag; model flags are the fields of the chosen architecture's",
+        "config (see `nmt list-archs`), e.g. --encoder-layers 4 --dropout 0.3.",
+        "",
+    ]
     for title, cls in (("training", C.TrainConfig), ("optimization", C.OptimConfig)):
         lines.append(f"{title}:")
         for f in dataclasses.fields(cls):

@@ -40,9 +40,14 @@ def toy_raw_dir(tmp_path_factory) -> Path:
 def toy_data_dir(toy_raw_dir: Path, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("toy_bin") / "data-bin"
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
-        validpref=str(toy_raw_dir / "valid"), testpref=[str(toy_raw_dir / "test")],
-        destdir=str(dest), vocab_size=TOY_VOCAB, joined_dictionary=True,
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(toy_raw_dir / "train"),
+        validpref=str(toy_raw_dir / "valid"),
+        testpref=[str(toy_raw_dir / "test")],
+        destdir=str(dest),
+        vocab_size=TOY_VOCAB,
+        joined_dictionary=True,
     )
     preprocess(cfg, console=Console(quiet=True))
     return dest

@@ -10,11 +10,23 @@ from nmt import checkpoint as ckpt
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model
 
-META = {"source_lang": "en", "target_lang": "fr", "joined_dictionary": True, "vocab_size": {"en": 40, "fr": 40},
-        "tokenizer": {"type": "none", "files": {"en": "dict.txt", "fr": "dict.txt"}}}
-TINY = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "16", "decoder_embed_dim": "16",
-        "encoder_ffn_embed_dim": "32", "decoder_ffn_embed_dim": "32", "encoder_attention_heads": "2",
-        "decoder_attention_heads": "2"}
+META = {
+    "source_lang": "en",
+    "target_lang": "fr",
+    "joined_dictionary": True,
+    "vocab_size": {"en": 40, "fr": 40},
+    "tokenizer": {"type": "none", "files": {"en": "dict.txt", "fr": "dict.txt"}},
+}
+TINY = {
+    "encoder_layers": "1",
+    "decoder_layers": "1",
+    "encoder_embed_dim": "16",
+    "decoder_embed_dim": "16",
+    "encoder_ffn_embed_dim": "32",
+    "decoder_ffn_embed_dim": "32",
+    "encoder_attention_heads": "2",
+    "decoder_attention_heads": "2",
+}
 
 
 def _model(seed=0):

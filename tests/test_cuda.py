@@ -15,15 +15,50 @@ from nmt.training.loop import Run, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-TINY = ["--arch", "transformer_tiny", "--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "64",
-        "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128", "--decoder-ffn-embed-dim", "128",
-        "--encoder-attention-heads", "4", "--decoder-attention-heads", "4", "--share-all-embeddings"]
+TINY = [
+    "--arch",
+    "transformer_tiny",
+    "--encoder-layers",
+    "2",
+    "--decoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "64",
+    "--decoder-embed-dim",
+    "64",
+    "--encoder-ffn-embed-dim",
+    "128",
+    "--decoder-ffn-embed-dim",
+    "128",
+    "--encoder-attention-heads",
+    "4",
+    "--decoder-attention-heads",
+    "4",
+    "--share-all-embeddings",
+]
 TOL = {torch.float32: 2e-5, torch.bfloat16: 3e-2, torch.float16: 4e-3}
 
 
 def _args(data, save_dir, *extra):
-    return [str(data), "--save-dir", str(save_dir), *TINY, "--max-tokens", "1000", "--lr", "3e-3",
-            "--warmup-updates", "20", "--log-interval", "10", "--dropout", "0", "--device", "cuda", *extra]
+    return [
+        str(data),
+        "--save-dir",
+        str(save_dir),
+        *TINY,
+        "--max-tokens",
+        "1000",
+        "--lr",
+        "3e-3",
+        "--warmup-updates",
+        "20",
+        "--log-interval",
+        "10",
+        "--dropout",
+        "0",
+        "--device",
+        "cuda",
+        *extra,
+    ]
 
 
 def _qkv_mask(dtype, causal: bool, keys: int):
@@ -58,10 +93,16 @@ def test_sdpa_on_cuda_equals_explicit_attention(dtype, causal, keys):
         assert torch.allclose(a, b, atol=TOL[dtype], rtol=TOL[dtype]), (a - b).abs().max()
 
 
-@pytest.mark.parametrize("backend,dtype", [(SDPBackend.FLASH_ATTENTION, torch.bfloat16),
-                                           (SDPBackend.FLASH_ATTENTION, torch.float16),
-                                           (SDPBackend.EFFICIENT_ATTENTION, torch.float32),
-                                           (SDPBackend.EFFICIENT_ATTENTION, torch.bfloat16)], ids=str)
+@pytest.mark.parametrize(
+    "backend,dtype",
+    [
+        (SDPBackend.FLASH_ATTENTION, torch.bfloat16),
+        (SDPBackend.FLASH_ATTENTION, torch.float16),
+        (SDPBackend.EFFICIENT_ATTENTION, torch.float32),
+        (SDPBackend.EFFICIENT_ATTENTION, torch.bfloat16),
+    ],
+    ids=str,
+)
 def test_fused_kernels_run_our_attention(backend, dtype):
     """Decoder self-attention (causal, no mask tensor) fits the flash kernel; padded attention
     the memory-efficient one. Forcing the kernel proves that nmt's calls are eligible for it."""
@@ -117,21 +158,36 @@ def test_fp16_overflow_skips_the_update_and_lowers_the_scale(toy_data_dir, tmp_p
 def _generate(monkeypatch, capsys, path, src, out, *extra):
     from helpers import cli
 
-    code, _, err = cli(monkeypatch, capsys, "generate", "--path", str(path), "--input", str(src),
-                       "--output", str(out), "--quiet", *extra)
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        str(path),
+        "--input",
+        str(src),
+        "--output",
+        str(out),
+        "--quiet",
+        *extra,
+    )
     assert code == 0, err
     return out.read_text(encoding="utf-8").splitlines()
 
 
 @pytest.mark.parametrize("beam", ["1", "4"])
-def test_gpu_trained_checkpoint_decodes_the_same_on_cpu_and_gpu(cuda_runs, toy_raw_dir, tmp_path, monkeypatch,
-                                                                 capsys, beam):
+def test_gpu_trained_checkpoint_decodes_the_same_on_cpu_and_gpu(
+    cuda_runs, toy_raw_dir, tmp_path, monkeypatch, capsys, beam
+):
     path = cuda_runs["none"][0] / "checkpoint_last.pt"
     src = tmp_path / "src.en"
-    src.write_text("".join((toy_raw_dir / "test.en").read_text(encoding="utf-8").splitlines(True)[:60]), encoding="utf-8")
+    src.write_text(
+        "".join((toy_raw_dir / "test.en").read_text(encoding="utf-8").splitlines(True)[:60]), encoding="utf-8"
+    )
     gpu = _generate(monkeypatch, capsys, path, src, tmp_path / "gpu", "--device", "cuda", "--beam", beam)
     cpu = _generate(monkeypatch, capsys, path, src, tmp_path / "cpu", "--device", "cpu", "--beam", beam)
     assert len(gpu) == 60 and gpu == cpu
-    half = _generate(monkeypatch, capsys, path, src, tmp_path / "half", "--device", "cuda", "--beam", beam,
-                     "--amp", "fp16")
+    half = _generate(
+        monkeypatch, capsys, path, src, tmp_path / "half", "--device", "cuda", "--beam", beam, "--amp", "fp16"
+    )
     assert sum(a == b for a, b in zip(half, gpu)) >= 54  # fp16 rounding may flip a near-tie, rarely

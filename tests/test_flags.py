@@ -10,8 +10,24 @@ from nmt.flags import parse_train_args, split_args
 
 def test_flags_map_to_train_optim_and_model_fields():
     cfg, model = parse_train_args(
-        ["data-bin/x", "--arch", "transformer_tiny", "--max-tokens", "2048", "--lr", "7e-4", "--adam-betas", "(0.9, 0.99)",
-         "--encoder-layers", "2", "--share-all-embeddings", "--no-save", "--amp=bf16", "--normalize-before", "false"]
+        [
+            "data-bin/x",
+            "--arch",
+            "transformer_tiny",
+            "--max-tokens",
+            "2048",
+            "--lr",
+            "7e-4",
+            "--adam-betas",
+            "(0.9, 0.99)",
+            "--encoder-layers",
+            "2",
+            "--share-all-embeddings",
+            "--no-save",
+            "--amp=bf16",
+            "--normalize-before",
+            "false",
+        ]
     )
     assert cfg.data == "data-bin/x" and cfg.arch == "transformer_tiny"
     assert cfg.max_tokens == 2048 and cfg.amp == "bf16" and cfg.no_save is True

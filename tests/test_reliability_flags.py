@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+from helpers import cli
 
 from nmt.checkpoint import save_model
 from nmt.data.dataset import read_meta
-from nmt.models import arch_config, build_model
 from nmt.data.tokenizer import read_blobs
-from helpers import cli
+from nmt.models import arch_config, build_model
 
-TINY = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
-        "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
-        "--decoder-attention-heads", "2", "--max-tokens", "600", "--threads", "1", "--max-update", "1", "--no-save"]
+TINY = [
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--max-tokens",
+    "600",
+    "--threads",
+    "1",
+    "--max-update",
+    "1",
+    "--no-save",
+]
 
 
 TRAIN = [
@@ -109,9 +130,18 @@ VISUALIZE = [
 def model_path(toy_data_dir, tmp_path_factory) -> str:
     meta = read_meta(str(toy_data_dir))
     torch.manual_seed(0)
-    cfg = arch_config("transformer_tiny", {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32",
-                                           "decoder_embed_dim": "32", "encoder_ffn_embed_dim": "64",
-                                           "decoder_ffn_embed_dim": "64", "dropout": "0"})
+    cfg = arch_config(
+        "transformer_tiny",
+        {
+            "encoder_layers": "1",
+            "decoder_layers": "1",
+            "encoder_embed_dim": "32",
+            "decoder_embed_dim": "32",
+            "encoder_ffn_embed_dim": "64",
+            "decoder_ffn_embed_dim": "64",
+            "dropout": "0",
+        },
+    )
     v = meta["vocab_size"]
     model = build_model(cfg, v[meta["source_lang"]], v[meta["target_lang"]], meta["joined_dictionary"])
     path = tmp_path_factory.mktemp("flags_model") / "model.pt"
@@ -146,8 +176,21 @@ def test_generate_non_number_is_a_usage_error_naming_the_flag(model_path, tmp_pa
 @pytest.mark.parametrize("flag, value, message", PREPROCESS)
 def test_preprocess_bad_flag(flag, value, message, toy_raw_dir, tmp_path, monkeypatch, capsys):
     dest = tmp_path / "bin"
-    args = ["preprocess", "-s", "en", "-t", "fr", "--trainpref", str(toy_raw_dir / "valid"), "--destdir", str(dest),
-            "--vocab-size", "60", flag, value]
+    args = [
+        "preprocess",
+        "-s",
+        "en",
+        "-t",
+        "fr",
+        "--trainpref",
+        str(toy_raw_dir / "valid"),
+        "--destdir",
+        str(dest),
+        "--vocab-size",
+        "60",
+        flag,
+        value,
+    ]
     assert_flag_error(*cli(monkeypatch, capsys, *args), message)
     assert not dest.exists()
 
@@ -161,7 +204,18 @@ def test_score_bad_flag(flag, value, message, toy_raw_dir, monkeypatch, capsys):
 @pytest.mark.parametrize("flag, value, message", VISUALIZE)
 def test_visualize_attn_bad_flag(flag, value, message, model_path, tmp_path, monkeypatch, capsys):
     out_dir = tmp_path / "attn"
-    args = ["visualize-attn", "--path", model_path, "--source", "a small cat", "--out", str(out_dir), "--device", "cpu",
-            flag, value]
+    args = [
+        "visualize-attn",
+        "--path",
+        model_path,
+        "--source",
+        "a small cat",
+        "--out",
+        str(out_dir),
+        "--device",
+        "cpu",
+        flag,
+        value,
+    ]
     assert_flag_error(*cli(monkeypatch, capsys, *args), message)
     assert not out_dir.exists() or not any(out_dir.iterdir())

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -21,17 +22,24 @@ from rich.console import Console
 from nmt.checkpoint import load_models, save_model
 from nmt.config import GenerateConfig, PreprocessConfig
 from nmt.data.dataset import load_split, read_meta
-from nmt.generation.output import LINE_BREAKS, Stats, format_sentence
-from nmt.generation.generate import read_lines, translate_lines
-from nmt.models import arch_config, build_model
 from nmt.data.preprocess import preprocess
-from nmt.generation.search import translate_batch
 from nmt.data.tokenizer import EOS, PAD, load_tokenizers, read_blobs
-from helpers import cli
+from nmt.generation.generate import read_lines, translate_lines
+from nmt.generation.output import LINE_BREAKS, Stats, format_sentence
+from nmt.generation.search import translate_batch
+from nmt.models import arch_config, build_model
 
-SIZES = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32", "decoder_embed_dim": "32",
-         "encoder_ffn_embed_dim": "64", "decoder_ffn_embed_dim": "64", "encoder_attention_heads": "2",
-         "decoder_attention_heads": "2", "dropout": "0"}
+SIZES = {
+    "encoder_layers": "1",
+    "decoder_layers": "1",
+    "encoder_embed_dim": "32",
+    "decoder_embed_dim": "32",
+    "encoder_ffn_embed_dim": "64",
+    "decoder_ffn_embed_dim": "64",
+    "encoder_attention_heads": "2",
+    "decoder_attention_heads": "2",
+    "dropout": "0",
+}
 FAST = ["--beam", "1", "--max-len-b", "4", "--device", "cpu", "--threads", "1"]
 BREAKERS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines splits at, besides "\n"
 HOSTILE = [
@@ -80,8 +88,9 @@ def fairseq_sources(out: str) -> list[str]:
 # ----------------------------------------------------------------------------- generate
 @pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["LF", "CRLF"])
 @pytest.mark.parametrize("final_newline", [True, False], ids=["final-newline", "no-final-newline"])
-def test_generate_hostile_file_one_line_out_per_line_in(ending, final_newline, model_path, tmp_path, monkeypatch,
-                                                         capsys):
+def test_generate_hostile_file_one_line_out_per_line_in(
+    ending, final_newline, model_path, tmp_path, monkeypatch, capsys
+):
     path = tmp_path / "in.txt"
     path.write_bytes((ending.join(HOSTILE) + (ending if final_newline else "")).encode("utf-8"))
     code, out, err = generate(monkeypatch, capsys, model_path, path)
@@ -130,14 +139,16 @@ def test_generate_invalid_utf8_names_the_line_and_writes_no_output_file(model_pa
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(
-    st.one_of(
-        st.text(max_size=30),
-        st.text(alphabet=st.sampled_from("ab \t\x00\r" + BREAKERS), max_size=12),
-        st.builds(lambda c, n: c * n, st.characters(), st.integers(1500, 3000)),  # longer than the model takes
-    ),
-    max_size=8,
-).filter(lambda lines: all("\n" not in line for line in lines)))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=30),
+            st.text(alphabet=st.sampled_from("ab \t\x00\r" + BREAKERS), max_size=12),
+            st.builds(lambda c, n: c * n, st.characters(), st.integers(1500, 3000)),  # longer than the model takes
+        ),
+        max_size=8,
+    ).filter(lambda lines: all("\n" not in line for line in lines))
+)
 def test_translate_lines_property_one_output_line_per_input_line(loaded, lines):
     """Random Unicode lines (\\r, NUL, separators, very long) -> bytes -> read_lines -> translate_lines."""
     data = "\n".join(lines).encode("utf-8")
@@ -148,8 +159,11 @@ def test_translate_lines_property_one_output_line_per_input_line(loaded, lines):
     assert read == expected
     cfg = GenerateConfig(beam=1, max_len_b=3, chunk_size=3, format="fairseq")
     stats = Stats()
-    got = [pair for chunk in translate_lines([loaded.model], read, loaded.src_tok, cfg, torch.device("cpu"), stats)
-           for pair in chunk]
+    got = [
+        pair
+        for chunk in translate_lines([loaded.model], read, loaded.src_tok, cfg, torch.device("cpu"), stats)
+        for pair in chunk
+    ]
     assert [line for line, _ in got] == read  # one result per input line, in order
     for i, (line, hyps) in enumerate(got):
         plain = format_sentence(i, line, None, hyps, loaded.tgt_tok, GenerateConfig(format="plain"))
@@ -172,17 +186,33 @@ def _write(prefix: Path, lang: str, lines: list[str], ending: str = "\n", final:
 
 
 def _preprocess(raw: Path, dest: Path, **extra) -> dict:
-    cfg = PreprocessConfig(source_lang="en", target_lang="fr", trainpref=str(raw / "train"),
-                           validpref=str(raw / "valid"), destdir=str(dest), vocab_size=120,
-                           joined_dictionary=True, **extra)
+    cfg = PreprocessConfig(
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(raw / "train"),
+        validpref=str(raw / "valid"),
+        destdir=str(dest),
+        vocab_size=120,
+        joined_dictionary=True,
+        **extra,
+    )
     return preprocess(cfg, console=Console(quiet=True))
 
 
 def test_preprocess_hostile_text_keeps_every_evaluation_line_in_order(toy_raw_dir, tmp_path):
     train_en = (toy_raw_dir / "train.en").read_text(encoding="utf-8").split("\n")[:200]
     train_fr = (toy_raw_dir / "train.fr").read_text(encoding="utf-8").split("\n")[:200]
-    hostile_fr = ["une petite chatte", "", "  ", "nul \x00 ici", "🤖 中文", "a\x1cb\u2028c\x85d\re", "x " * 500_000,
-                  "\t", "fin"]
+    hostile_fr = [
+        "une petite chatte",
+        "",
+        "  ",
+        "nul \x00 ici",
+        "🤖 中文",
+        "a\x1cb\u2028c\x85d\re",
+        "x " * 500_000,
+        "\t",
+        "fin",
+    ]
     raw = tmp_path / "raw"
     _write(raw / "train", "en", train_en[:100] + HOSTILE, "\r\n", final=False)
     _write(raw / "train", "fr", train_fr[:100] + hostile_fr)
@@ -199,8 +229,9 @@ def test_preprocess_hostile_text_keeps_every_evaluation_line_in_order(toy_raw_di
 
 
 def test_preprocess_crlf_equals_lf(toy_raw_dir, tmp_path):
-    lines = {lang: (toy_raw_dir / f"train.{lang}").read_text(encoding="utf-8").split("\n")[:150]
-             for lang in ("en", "fr")}
+    lines = {
+        lang: (toy_raw_dir / f"train.{lang}").read_text(encoding="utf-8").split("\n")[:150] for lang in ("en", "fr")
+    }
     for name, ending, final in (("lf", "\n", True), ("crlf", "\r\n", False)):
         for split in ("train", "valid"):
             for lang in ("en", "fr"):

@@ -13,19 +13,56 @@ import torch
 
 from nmt.errors import UserError
 from nmt.flags import parse_train_args
-from nmt.training.trainer import MIN_LOSS_SCALE
 from nmt.training.loop import Run
+from nmt.training.trainer import MIN_LOSS_SCALE
 
-TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
-        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--max-tokens", "600", "--threads", "1"]
+TINY = [
+    "--arch",
+    "transformer_tiny",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--max-tokens",
+    "600",
+    "--threads",
+    "1",
+]
 
 
 def fp16_run(where: tuple, *extra) -> Run:
     data, tmp_path = where
-    cfg, overrides = parse_train_args([str(data), "--save-dir", str(tmp_path / "ckpt"), *TINY, "--amp", "fp16",
-                                       "--device", "cpu", "--lr", "2e-3", "--warmup-updates", "5", "--dropout", "0",
-                                       *extra])
+    cfg, overrides = parse_train_args(
+        [
+            str(data),
+            "--save-dir",
+            str(tmp_path / "ckpt"),
+            *TINY,
+            "--amp",
+            "fp16",
+            "--device",
+            "cpu",
+            "--lr",
+            "2e-3",
+            "--warmup-updates",
+            "5",
+            "--dropout",
+            "0",
+            *extra,
+        ]
+    )
     return Run(cfg, overrides)
 
 
@@ -103,9 +140,27 @@ def _cli(monkeypatch, capsys, *args) -> tuple[int, str]:
 def test_diverging_run_stops_with_one_line_naming_the_update(amp, message, toy_data_dir, tmp_path, monkeypatch, capsys):
     # lr 1e30: the first Adam step makes the weights huge, the second forward overflows.
     save = tmp_path / "ckpt"
-    code, err = _cli(monkeypatch, capsys, "train", str(toy_data_dir), "--save-dir", str(save), *TINY, "--device", "cpu",
-                     "--amp", amp, "--lr", "1e30", "--lr-scheduler", "fixed", "--max-update", "50",
-                     "--save-interval-updates", "1")
+    code, err = _cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(toy_data_dir),
+        "--save-dir",
+        str(save),
+        *TINY,
+        "--device",
+        "cpu",
+        "--amp",
+        amp,
+        "--lr",
+        "1e30",
+        "--lr-scheduler",
+        "fixed",
+        "--max-update",
+        "50",
+        "--save-interval-updates",
+        "1",
+    )
     errors = [line for line in err.split("\n") if line.startswith("error: ")]
     assert code == 2 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err[-2000:]
     # only the healthy update was saved; nothing non-finite reached a checkpoint

@@ -18,19 +18,47 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cli
 
 from nmt import checkpoint as ckpt
 from nmt.data.dataset import read_meta
-from nmt.models import arch_config, build_model
 from nmt.data.tokenizer import read_blobs
-from helpers import cli
+from nmt.models import arch_config, build_model
 
-TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
-        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--max-tokens", "600", "--threads", "1"]
-SIZES = {"encoder_layers": "1", "decoder_layers": "1", "encoder_embed_dim": "32", "decoder_embed_dim": "32",
-         "encoder_ffn_embed_dim": "64", "decoder_ffn_embed_dim": "64", "encoder_attention_heads": "2",
-         "decoder_attention_heads": "2"}
+TINY = [
+    "--arch",
+    "transformer_tiny",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--max-tokens",
+    "600",
+    "--threads",
+    "1",
+]
+SIZES = {
+    "encoder_layers": "1",
+    "decoder_layers": "1",
+    "encoder_embed_dim": "32",
+    "decoder_embed_dim": "32",
+    "encoder_ffn_embed_dim": "64",
+    "decoder_ffn_embed_dim": "64",
+    "encoder_attention_heads": "2",
+    "decoder_attention_heads": "2",
+}
 
 
 def assert_one_error_line(code: int, err: str, message: str) -> None:
@@ -82,8 +110,10 @@ BAD = {
     "other_architecture": (_other_arch, "do not fit"),
     "code_pickle": (_code_pickle, "not a readable nmt checkpoint"),
     "code_in_torch_file": (_code_in_torch_file, "not a readable nmt checkpoint"),
-    "newer_format": (lambda p: torch.save({**ckpt.load(str(p)), "format_version": ckpt.FORMAT_VERSION + 1}, str(p)),
-                     "newer than this nmt supports"),
+    "newer_format": (
+        lambda p: torch.save({**ckpt.load(str(p)), "format_version": ckpt.FORMAT_VERSION + 1}, str(p)),
+        "newer than this nmt supports",
+    ),
 }
 
 
@@ -96,8 +126,10 @@ def make_bad(case: str, path: Path, data_dir: Path, marker: Path) -> str:
 
 def test_the_code_running_files_would_run_code_if_loaded_unsafely(toy_data_dir, tmp_path):
     """Control: the hostile files really run code when unpickled without weights_only."""
-    for case, unsafe_load in (("code_pickle", lambda f: pickle.load(open(f, "rb"))),
-                              ("code_in_torch_file", lambda f: torch.load(f, weights_only=False))):
+    for case, unsafe_load in (
+        ("code_pickle", lambda f: pickle.load(open(f, "rb"))),
+        ("code_in_torch_file", lambda f: torch.load(f, weights_only=False)),
+    ):
         marker = tmp_path / f"{case}.marker"
         make_bad(case, tmp_path / f"{case}.pt", toy_data_dir, marker)
         unsafe_load(str(tmp_path / f"{case}.pt"))
@@ -110,8 +142,17 @@ def test_generate_refuses_a_bad_checkpoint_with_one_line(case, toy_data_dir, tmp
     marker = tmp_path / "marker"
     message = make_bad(case, tmp_path / "bad.pt", toy_data_dir, marker)
     (tmp_path / "in.txt").write_text("a small cat\n", encoding="utf-8")
-    code, out, err = cli(monkeypatch, capsys, "generate", "--path", str(tmp_path / "bad.pt"),
-                         "--input", str(tmp_path / "in.txt"), "--device", "cpu")
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        str(tmp_path / "bad.pt"),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--device",
+        "cpu",
+    )
     assert_one_error_line(code, err, message)
     assert str(tmp_path / "bad.pt") in err and out == ""
     assert not marker.exists()
@@ -129,8 +170,9 @@ def test_train_refuses_to_resume_from_a_bad_checkpoint_last(case, toy_data_dir, 
     else:
         message = make_bad(case, last, toy_data_dir, marker)
     before = last.read_bytes()
-    code, _, err = cli(monkeypatch, capsys, "train", str(toy_data_dir), "--save-dir", str(save), *TINY,
-                       "--max-update", "2")
+    code, _, err = cli(
+        monkeypatch, capsys, "train", str(toy_data_dir), "--save-dir", str(save), *TINY, "--max-update", "2"
+    )
     assert_one_error_line(code, err, message)
     assert str(last) in err
     assert not marker.exists()
@@ -174,33 +216,67 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(
 ):
     save = tmp_path / "ckpt"
     _fail_second_save(monkeypatch, error, where)
-    code, _, err = cli(monkeypatch, capsys, "train", str(toy_data_dir), "--save-dir", str(save), *TINY,
-                       "--max-update", "10", "--save-interval-updates", "3")
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(toy_data_dir),
+        "--save-dir",
+        str(save),
+        *TINY,
+        "--max-update",
+        "10",
+        "--save-interval-updates",
+        "3",
+    )
     assert_one_error_line(code, err, f"cannot write {save / failed}: {reason}; the previous checkpoint is intact")
     monkeypatch.undo()
     assert ckpt.load(str(save / "checkpoint_last.pt"))["train_state"]["trainer"]["num_updates"] == 3
     assert not list(save.glob(ckpt.TMP_PREFIX + "*"))
     names = sorted(p.name for p in save.glob("*.pt"))
-    assert names == (["checkpoint_1_3.pt", "checkpoint_last.pt"] if where == "save"
-                     else ["checkpoint_1_3.pt", "checkpoint_1_6.pt", "checkpoint_last.pt"])
+    assert names == (
+        ["checkpoint_1_3.pt", "checkpoint_last.pt"]
+        if where == "save"
+        else ["checkpoint_1_3.pt", "checkpoint_1_6.pt", "checkpoint_last.pt"]
+    )
 
 
 def test_unusable_save_dir_is_one_line(toy_data_dir, tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("x")
-    code, _, err = cli(monkeypatch, capsys, "train", str(toy_data_dir), "--save-dir", str(tmp_path / "file" / "ckpt"),
-                       *TINY, "--max-update", "1")
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(toy_data_dir),
+        "--save-dir",
+        str(tmp_path / "file" / "ckpt"),
+        *TINY,
+        "--max-update",
+        "1",
+    )
     assert_one_error_line(code, err, f"cannot use --save-dir {tmp_path / 'file' / 'ckpt'}: Not a directory")
 
 
 # ----------------------------------------------------------------------------- one save dir, one run
 def test_second_train_on_a_running_save_dir_is_refused(toy_data_dir, tmp_path, monkeypatch, capsys):
     save, log = tmp_path / "ckpt", tmp_path / "first.log"
-    args = [str(toy_data_dir), "--save-dir", str(save), *TINY, "--max-update", "100000", "--save-interval-updates", "5",
-            "--log-interval", "1"]
+    args = [
+        str(toy_data_dir),
+        "--save-dir",
+        str(save),
+        *TINY,
+        "--max-update",
+        "100000",
+        "--save-interval-updates",
+        "5",
+        "--log-interval",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as f:
-        first = subprocess.Popen([sys.executable, "-m", "nmt", "train", *args], stderr=f, stdout=subprocess.DEVNULL,
-                                 env=env)
+        first = subprocess.Popen(
+            [sys.executable, "-m", "nmt", "train", *args], stderr=f, stdout=subprocess.DEVNULL, env=env
+        )
     try:
         end = time.monotonic() + 60
         while not (save / "checkpoint_last.pt").exists():  # the first run is training and has saved

@@ -25,9 +25,30 @@ from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
 from nmt.training.loop import train
 
-TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
-        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--max-tokens", "600", "--threads", "1"]
+TINY = [
+    "--arch",
+    "transformer_tiny",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--max-tokens",
+    "600",
+    "--threads",
+    "1",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 # Runs `nmt` in a subprocess; with NMT_TEST_SLOW_SAVE=seconds every torch.save writes half of the
@@ -54,8 +75,23 @@ main()
 
 
 def train_args(data, save_dir, *extra) -> list[str]:
-    return [str(data), "--save-dir", str(save_dir), *TINY, "--lr", "2e-3", "--warmup-updates", "5",
-            "--log-interval", "1", "--log-format", "json", "--dropout", "0.2", *extra]
+    return [
+        str(data),
+        "--save-dir",
+        str(save_dir),
+        *TINY,
+        "--lr",
+        "2e-3",
+        "--warmup-updates",
+        "5",
+        "--log-interval",
+        "1",
+        "--log-format",
+        "json",
+        "--dropout",
+        "0.2",
+        *extra,
+    ]
 
 
 def losses(text: str) -> dict[int, float]:
@@ -65,7 +101,7 @@ def losses(text: str) -> dict[int, float]:
         if '"num_updates"' not in line:
             continue
         try:
-            rec = json.loads(line[line.index("{"):])
+            rec = json.loads(line[line.index("{") :])
         except ValueError:  # the last line of a killed process may be cut
             continue
         if not rec["tag"].endswith("end of epoch"):
@@ -104,8 +140,19 @@ def start(args: list[str], log: Path, slow_save: float = 0.0, torchrun_port: int
     """`nmt train ARGS` in a new process group, stderr to `log`."""
     env = {**ENV, "NMT_TEST_SLOW_SAVE": str(slow_save)}
     if torchrun_port is not None:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(torchrun_port), "-m", "nmt", "train", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(torchrun_port),
+            "-m",
+            "nmt",
+            "train",
+            *args,
+        ]
     elif slow_save:
         cmd = [sys.executable, "-c", BOOT, "train", *args]
     else:
@@ -162,11 +209,11 @@ def test_sigkill_anywhere_then_resume_equals_uninterrupted_run(toy_data_dir, tmp
         resumed_at = updates_in(save / "checkpoint_last.pt")
         if fault == "write":
             proc = start(args, log, slow_save=0.3)
-            hit = wait_for(proc, lambda: bool(set(temp_files(save)) - stale))
+            hit = wait_for(proc, lambda stale=stale: bool(set(temp_files(save)) - stale))
         elif fault == "update":
             target = resumed_at + rng.randint(1, 10)
             proc = start(args, log)
-            hit = wait_for(proc, lambda: logged_update(log) >= target, poll=0.001)
+            hit = wait_for(proc, lambda log=log, target=target: logged_update(log) >= target, poll=0.001)
         else:
             proc = start(args, log)
             hit = False
@@ -209,7 +256,7 @@ def test_sigint_and_sigterm_save_checkpoint_last_and_resume_exactly(toy_data_dir
     for sig, code, workers in ((signal.SIGINT, 130, "2"), (signal.SIGTERM, 0, "0")):
         log = tmp_path / f"{sig.name}.log"
         proc = start(args + ["--num-workers", workers], log)
-        assert wait_for(proc, lambda: logged_update(log) >= stopped + 5, poll=0.001)
+        assert wait_for(proc, lambda log=log, stopped=stopped: logged_update(log) >= stopped + 5, poll=0.001)
         sent = time.monotonic()
         os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
         assert proc.wait(timeout=20) == code

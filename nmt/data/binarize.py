@@ -223,8 +223,10 @@ def sample_split(
         for start in range(0, n, chunk_lines):
             rows = range(start, min(start + chunk_lines, n))
             original = {lang: [flat[off[i] : off[i + 1]].tolist() for i in rows] for lang, (flat, off) in split.items()}
-            sampled = {lang: tok.encode_sampled([tok.decode(ids) for ids in original[lang]], alpha)
-                       for lang, tok in zip(langs, tokenizers)}
+            sampled = {
+                lang: tok.encode_sampled([tok.decode(ids) for ids in original[lang]], alpha)
+                for lang, tok in zip(langs, tokenizers)
+            }
             for i in range(len(rows)):
                 for lang in langs:  # text with unknown characters would not decode back to itself
                     if UNK in original[lang][i]:

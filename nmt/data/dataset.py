@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from nmt.data.binarize import FORMAT_VERSION
-from nmt.errors import UserError
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.errors import UserError
 
 META_KEYS = ("format_version", "source_lang", "target_lang", "joined_dictionary", "vocab_size", "tokenizer", "splits")
 
@@ -136,7 +136,9 @@ def train_copies(data_dir: str, meta: dict) -> list[PairDataset]:
     """The training split followed by its copies with sampled segmentations (`nmt preprocess
     --subword-samples`); epoch e trains on entry (e - 1) mod len, see `copy_of_epoch`."""
     count = meta["splits"]["train"].get("sampled_copies", {}).get("count", 0)
-    return [load_split(data_dir, "train", meta)] + [load_split(data_dir, f"train.sample{k}", meta) for k in range(1, count + 1)]
+    return [load_split(data_dir, "train", meta)] + [
+        load_split(data_dir, f"train.sample{k}", meta) for k in range(1, count + 1)
+    ]
 
 
 def copy_of_epoch(epoch: int, copies: int) -> int:

@@ -21,10 +21,9 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
+from nmt.config import PreprocessConfig
 from nmt.data import target_vocab
 from nmt.data.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
-from nmt.config import PreprocessConfig
-from nmt.errors import UserError
 from nmt.data.tokenizer import (
     BOS,
     EOS,
@@ -35,6 +34,7 @@ from nmt.data.tokenizer import (
     build_word_vocab,
     train_sentencepiece,
 )
+from nmt.errors import UserError
 
 SCAN_BLOCK = 1 << 20
 
@@ -93,7 +93,9 @@ def _validate(cfg: PreprocessConfig) -> None:
     if cfg.subword_samples and cfg.tokenizer != "sentencepiece":
         raise UserError("--subword-samples needs --tokenizer sentencepiece (pre-tokenized words have one segmentation)")
     if cfg.trim_target_vocab and not cfg.joined_dictionary:
-        raise UserError("--trim-target-vocab needs --joined-dictionary (a separate target vocabulary is the target's own)")
+        raise UserError(
+            "--trim-target-vocab needs --joined-dictionary (a separate target vocabulary is the target's own)"
+        )
     if cfg.subword_samples and not 0 < cfg.subword_alpha <= 1:
         raise UserError(f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}")
 
@@ -139,17 +141,26 @@ def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
         for suffix, group in groups.items():
             prefix = os.path.join(work, f"spm{suffix}")
             train_sentencepiece(
-                [train[lang] for lang in group], prefix, cfg.vocab_size, cfg.spm_model_type,
-                cfg.character_coverage, cfg.input_sentence_size, cfg.seed,
+                [train[lang] for lang in group],
+                prefix,
+                cfg.vocab_size,
+                cfg.spm_model_type,
+                cfg.character_coverage,
+                cfg.input_sentence_size,
+                cfg.seed,
             )
             with open(prefix + ".model", "rb") as f:
                 tok = SentencePieceTokenizer(f.read())
             for lang in group:
                 files[lang], vocab_files[lang], objects[lang] = f"spm{suffix}.model", f"spm{suffix}.vocab", tok
         entry = {
-            "type": "sentencepiece", "model_type": cfg.spm_model_type,
-            "character_coverage": cfg.character_coverage, "input_sentence_size": cfg.input_sentence_size,
-            "seed": cfg.seed, "files": files, "vocab_files": vocab_files,
+            "type": "sentencepiece",
+            "model_type": cfg.spm_model_type,
+            "character_coverage": cfg.character_coverage,
+            "input_sentence_size": cfg.input_sentence_size,
+            "seed": cfg.seed,
+            "files": files,
+            "vocab_files": vocab_files,
         }
     else:
         counts = {lang: Counter() for lang in langs}
@@ -239,10 +250,16 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
     split_meta = {}
     for split, prefix in splits:
         stats: SplitStats = binarize_split(
-            f"{prefix}.{langs[0]}", f"{prefix}.{langs[1]}",
+            f"{prefix}.{langs[0]}",
+            f"{prefix}.{langs[1]}",
             lambda lang, split=split: os.path.join(work, f"{split}.{lang}"),
-            langs, (objects[langs[0]], objects[langs[1]]), dtype,
-            clean=split == "train", max_len=cfg.max_len, max_len_ratio=cfg.max_len_ratio, workers=cfg.workers,
+            langs,
+            (objects[langs[0]], objects[langs[1]]),
+            dtype,
+            clean=split == "train",
+            max_len=cfg.max_len,
+            max_len_ratio=cfg.max_len_ratio,
+            workers=cfg.workers,
         )
         if split == "train" and stats.kept == 0:
             why = ", ".join(f"{k}: {v}" for k, v in stats.dropped.items())
@@ -251,19 +268,35 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
                 "check the input or raise --max-len / --max-len-ratio"
             )
         split_meta[split] = {
-            "lines": stats.lines, "kept": stats.kept, "dropped": stats.dropped, "tokens": stats.tokens,
-            "unknown": stats.unknown, "files": {lang: os.path.abspath(f"{prefix}.{lang}") for lang in langs},
+            "lines": stats.lines,
+            "kept": stats.kept,
+            "dropped": stats.dropped,
+            "tokens": stats.tokens,
+            "unknown": stats.unknown,
+            "files": {lang: os.path.abspath(f"{prefix}.{lang}") for lang in langs},
         }
         if split != "train":
             split_meta[split]["flagged"] = stats.flagged
     for k in range(1, cfg.subword_samples + 1):  # subword regularization: training cycles through these
         name = f"train.sample{k}"
         stats = sample_split(
-            lambda lang: os.path.join(work, f"train.{lang}"), lambda lang, name=name: os.path.join(work, f"{name}.{lang}"),
-            langs, (objects[langs[0]], objects[langs[1]]), dtype, cfg.subword_alpha, cfg.seed + k, cfg.max_len,
+            lambda lang: os.path.join(work, f"train.{lang}"),
+            lambda lang, name=name: os.path.join(work, f"{name}.{lang}"),
+            langs,
+            (objects[langs[0]], objects[langs[1]]),
+            dtype,
+            cfg.subword_alpha,
+            cfg.seed + k,
+            cfg.max_len,
         )
-        split_meta[name] = {**split_meta["train"], "lines": stats.lines, "kept": stats.kept,
-                            "dropped": dict.fromkeys(stats.dropped, 0), "tokens": stats.tokens, "unknown": stats.unknown}
+        split_meta[name] = {
+            **split_meta["train"],
+            "lines": stats.lines,
+            "kept": stats.kept,
+            "dropped": dict.fromkeys(stats.dropped, 0),
+            "tokens": stats.tokens,
+            "unknown": stats.unknown,
+        }
     if cfg.trim_target_vocab:
         vocab_size[langs[1]] = _trim_target_vocab(work, tok, split_meta, langs, dtype, vocab_size[langs[0]])
     if cfg.subword_samples:
@@ -318,17 +351,23 @@ def _report(meta: dict, console: Console, seconds: float) -> None:
     for split, s in meta["splits"].items():
         d = s["dropped"]
         table.add_row(
-            split, str(s["lines"]), str(s["kept"]), str(s["lines"] - s["kept"]),
+            split,
+            str(s["lines"]),
+            str(s["kept"]),
+            str(s["lines"] - s["kept"]),
             f"{d['empty']}/{d['too_long']}/{d['ratio']}",
-            f"{s['tokens'][src]}/{s['tokens'][tgt]}", f"{s['unknown'][src]}/{s['unknown'][tgt]}",
+            f"{s['tokens'][src]}/{s['tokens'][tgt]}",
+            f"{s['unknown'][src]}/{s['unknown'][tgt]}",
         )
     console.print(table)
     for split, s in meta["splits"].items():
         flagged = s.get("flagged", {})
         if sum(flagged.values()):
             why = ", ".join(f"{k}: {v}" for k, v in flagged.items() if v)
-            console.print(f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} pairs would fail cleaning "
-                          f"({why}); evaluation splits are kept whole")
+            console.print(
+                f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} pairs would fail cleaning "
+                f"({why}); evaluation splits are kept whole"
+            )
     sizes = ", ".join(f"{k} {v}" for k, v in meta["vocab_size"].items())
     trimmed = meta["joined_dictionary"] and len(set(meta["vocab_size"].values())) > 1
     note = " (joined; the target uses the first pieces only)" if trimmed else ""

@@ -130,7 +130,7 @@ def build_word_vocab(counts: Counter, vocab_size: int) -> tuple[list[str], dict[
     """Specials then the most frequent words (ties in string order), `vocab_size` entries at most."""
     ranked = sorted((w for w in counts if w not in SPECIAL_PIECES), key=lambda w: (-counts[w], w))
     words = list(SPECIAL_PIECES) + ranked[: max(0, vocab_size - len(SPECIAL_PIECES))]
-    return words, {w: counts[w] for w in words[len(SPECIAL_PIECES):]}
+    return words, {w: counts[w] for w in words[len(SPECIAL_PIECES) :]}
 
 
 def train_sentencepiece(

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.config import GenerateConfig
-from nmt.generation.decoding import BOS, EOS, PAD, Ensemble, Hypothesis, collect, adjust_lprobs, max_lengths, normalize
+from nmt.generation.decoding import BOS, EOS, PAD, Ensemble, Hypothesis, adjust_lprobs, collect, max_lengths, normalize
 
 
 @torch.inference_mode()

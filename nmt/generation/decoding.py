@@ -217,7 +217,7 @@ def banned_ngram_tokens(tokens: Tensor, n: int, vocab: int) -> Tensor:
     if n == 1:
         match = torch.ones(grams.shape[:2], dtype=torch.bool, device=tokens.device)
     else:
-        suffix = tokens[:, tokens.size(1) - (n - 1):]  # (N, n-1): the prefix of the next n-gram
+        suffix = tokens[:, tokens.size(1) - (n - 1) :]  # (N, n-1): the prefix of the next n-gram
         match = (grams[:, :, :-1] == suffix[:, None, :]).all(dim=-1)  # (N, T-n+1)
     hits = torch.zeros(tokens.size(0), vocab, device=tokens.device)
     hits.scatter_add_(1, grams[:, :, -1], match.float())  # duplicates add up, never overwrite
@@ -225,7 +225,14 @@ def banned_ngram_tokens(tokens: Tensor, n: int, vocab: int) -> Tensor:
 
 
 def collect(
-    tok: Tensor, pos: Tensor, lens: Tensor, scores: Tensor, attn: Optional[Tensor], src_pad_mask: Tensor, k: int, nbest: int
+    tok: Tensor,
+    pos: Tensor,
+    lens: Tensor,
+    scores: Tensor,
+    attn: Optional[Tensor],
+    src_pad_mask: Tensor,
+    k: int,
+    nbest: int,
 ) -> list[list[Hypothesis]]:
     """Finished buffers with rows (B*K, ...) -> per sentence the nbest best hypotheses, best first.
 

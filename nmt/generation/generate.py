@@ -33,11 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig
 from nmt.data.dataset import PairDataset, TokenArray, batch_by_tokens, collate, load_split, read_meta
+from nmt.data.tokenizer import read_blobs
+from nmt.device import process_settings, resolve_device
 from nmt.errors import UserError
-from nmt.generation.output import Stats, format_sentence, open_output
 from nmt.generation.decoding import EOS, PAD, Hypothesis
+from nmt.generation.output import Stats, format_sentence, open_output
 from nmt.generation.search import translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -81,17 +84,6 @@ def validate(cfg: GenerateConfig) -> None:
         raise UserError("--path is required (a checkpoint, or a:b for an ensemble)")
     if (cfg.data is None) == (cfg.input is None):
         raise UserError("give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both")
-
-
-def resolve_device(name: str, amp: str = "none") -> torch.device:
-    """auto -> cuda when available else cpu; cuda without a GPU and fp16 on CPU are UserErrors."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    if amp == "fp16" and name != "cuda":
-        raise UserError("--amp fp16 needs a CUDA device (use bf16 on CPU)")
-    return torch.device(name)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -223,8 +215,6 @@ def _record(stats: Stats, hyps: list[Hypothesis], tgt_tok, keep_text: bool) -> N
 
 def _check_data_vocab(data: str, meta: dict, loaded) -> None:
     """The data directory must use the checkpoint's languages and tokenizer files."""
-    from nmt.data.tokenizer import read_blobs
-
     ck = loaded.meta
     if (meta["source_lang"], meta["target_lang"]) != (ck["source_lang"], ck["target_lang"]):
         raise UserError(
@@ -241,19 +231,17 @@ def _check_data_vocab(data: str, meta: dict, loaded) -> None:
 def run(cfg: GenerateConfig, progress=None) -> Stats:
     """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
     validate(cfg)
-    device = resolve_device(cfg.device, cfg.amp)
-    threads = torch.get_num_threads()
+    device = resolve_device(cfg.device)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA device (use bf16 on CPU)")
+    threads = None
     if device.type == "cpu":  # --threads is the total: each of the --workers gets its share
-        torch.set_num_threads(max(1, (cfg.threads or threads) // cfg.workers))
-    try:
+        threads = max(1, (cfg.threads or torch.get_num_threads()) // cfg.workers)
+    with process_settings(threads):  # restores the caller's thread count afterwards
         return _run(cfg, device, progress)
-    finally:
-        torch.set_num_threads(threads)  # the process's setting, for callers running more after us
 
 
 def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
-    from nmt.checkpoint import load_models
-
     loaded = load_models(cfg.path, device)
     models = [item.model.eval() for item in loaded]
     src_tok, tgt_tok = loaded[0].src_tok, loaded[0].tgt_tok

@@ -80,18 +80,23 @@ def open_output(path: Optional[str]) -> Iterator[TextIO]:
         yield f
 
 
-
 class Progress:
     """A rich progress display on stderr (sentences done), or nothing when disabled."""
 
     def __init__(self, enabled: bool):
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
 
         console = Console(stderr=True)
         self.bar = RichProgress(
-            TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=not (enabled and console.is_terminal),
+            TextColumn("translating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not (enabled and console.is_terminal),
         )
         self.task = None
 
@@ -117,8 +122,11 @@ def summary(stats: Stats) -> list[str]:
         f"{stats.sentences / secs:.2f} sentences/s, {stats.tokens / secs:.2f} tokens/s"
     ]
     if stats.truncated:
-        lines.insert(0, f"warning: {stats.truncated} source sentence(s) longer than the model's "
-                        f"{stats.max_source_positions} source positions were truncated")
+        lines.insert(
+            0,
+            f"warning: {stats.truncated} source sentence(s) longer than the model's "
+            f"{stats.max_source_positions} source positions were truncated",
+        )
     refs = stats.refs
     if refs is not None:
         from sacrebleu.metrics import BLEU

@@ -46,9 +46,7 @@ class Report:
             "references": self.references,
             "segments": self.n_segments,
             "signatures": self.signatures,
-            "systems": [
-                {"path": s.path, **{k: vars(m) for k, m in s.metrics.items()}} for s in self.systems
-            ],
+            "systems": [{"path": s.path, **{k: vars(m) for k, m in s.metrics.items()}} for s in self.systems],
         }
 
 

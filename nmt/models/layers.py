@@ -173,7 +173,12 @@ class MultiheadAttention(nn.Module):
     """
 
     def __init__(
-        self, embed_dim: int, num_heads: int, kdim: Optional[int] = None, dropout: float = 0.0, self_attention: bool = True
+        self,
+        embed_dim: int,
+        num_heads: int,
+        kdim: Optional[int] = None,
+        dropout: float = 0.0,
+        self_attention: bool = True,
     ) -> None:
         super().__init__()
         if embed_dim % num_heads:

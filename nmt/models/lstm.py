@@ -32,8 +32,9 @@ logits = W_out features (through a bias-free F -> E map first when the output is
 of another size). Without input feeding and additive attention the whole target runs through one
 nn.LSTM call (cuDNN); otherwise a step loop. forward() in training mode with teacher_forcing_ratio < 1
 feeds, at each position after BOS with probability 1 - ratio (one draw per position for the whole batch,
-from torch's CPU generator), the greedy prediction of the previous position; eval mode always teacher-forces. With attention none, `decode(need_attn=True)` returns
-attn {} (no kinds) and `encode` always returns {} or None: there is no attention to show.
+from torch's CPU generator), the greedy prediction of the previous position; eval mode always
+teacher-forces. With attention none, `decode(need_attn=True)` returns attn {} (no kinds) and
+`encode` always returns {} or None: there is no attention to show.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import LSTMConfig
+from nmt.data.tokenizer import EOS, PAD
 from nmt.errors import UserError
 from nmt.models.lstm_attention import build_attention
 from nmt.registry import ARCHS, MODELS, register
-from nmt.data.tokenizer import EOS, PAD
 
 BRIDGES = ("concat", "average", "linear", "zero")
 
@@ -76,7 +77,12 @@ def layer_map(enc_layers: int, dec_layers: int, mode: str) -> list[Optional[int]
 
 def _dropouts(cfg: LSTMConfig) -> tuple[float, float, float, float]:
     pick = lambda v: cfg.dropout if v is None else v  # noqa: E731
-    return pick(cfg.encoder_dropout_in), pick(cfg.encoder_dropout_out), pick(cfg.decoder_dropout_in), pick(cfg.decoder_dropout_out)
+    return (
+        pick(cfg.encoder_dropout_in),
+        pick(cfg.encoder_dropout_out),
+        pick(cfg.decoder_dropout_in),
+        pick(cfg.decoder_dropout_out),
+    )
 
 
 def amp_cast(*xs: Tensor) -> list[Tensor]:
@@ -101,8 +107,12 @@ class LSTMEncoder(nn.Module):
         self.embed, self.cfg = embed, cfg
         self.directions = 2 if cfg.encoder_bidirectional else 1
         self.lstm = nn.LSTM(
-            cfg.encoder_embed_dim, cfg.encoder_hidden_size, cfg.encoder_layers, batch_first=True,
-            dropout=drop_out if cfg.encoder_layers > 1 else 0.0, bidirectional=cfg.encoder_bidirectional,
+            cfg.encoder_embed_dim,
+            cfg.encoder_hidden_size,
+            cfg.encoder_layers,
+            batch_first=True,
+            dropout=drop_out if cfg.encoder_layers > 1 else 0.0,
+            bidirectional=cfg.encoder_bidirectional,
         )
         self.dropout_in, self.dropout_out = nn.Dropout(drop_in), nn.Dropout(drop_out)
         self.output_size = cfg.encoder_hidden_size * self.directions
@@ -189,17 +199,23 @@ class LSTMDecoder(nn.Module):
         self.feature_size = hd + memory_size if self.additive else hd
         self.feed_size = self.feature_size if cfg.input_feeding else 0
         in_size = cfg.decoder_embed_dim + (memory_size if self.additive else 0) + self.feed_size
-        self.lstm = nn.LSTM(in_size, hd, cfg.decoder_layers, batch_first=True, dropout=drop_out if cfg.decoder_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            in_size, hd, cfg.decoder_layers, batch_first=True, dropout=drop_out if cfg.decoder_layers > 1 else 0.0
+        )
         self.dropout_in, self.dropout_out = nn.Dropout(drop_in), nn.Dropout(drop_out)
         e = cfg.decoder_embed_dim
-        self.out_proj = nn.Linear(self.feature_size, e, bias=False) if tied and self.feature_size != e else nn.Identity()
+        self.out_proj = (
+            nn.Linear(self.feature_size, e, bias=False) if tied and self.feature_size != e else nn.Identity()
+        )
         self.out = None if tied else nn.Linear(self.feature_size, vocab_size)
         self.vocab_size = vocab_size  # tied: the embedding's first rows (all but with preprocess --trim-target-vocab)
 
     def output(self, features: Tensor) -> Tensor:
         """Features (B, T, F) -> logits (B, T, V)."""
         if self.out is None:
-            return nn.functional.linear(self.out_proj(features), self.embed.weight[: self.vocab_size])  # tied, bias-free
+            return nn.functional.linear(
+                self.out_proj(features), self.embed.weight[: self.vocab_size]
+            )  # tied, bias-free
         return self.out(features)
 
     def init_state(self, memory: dict[str, Tensor]) -> dict[str, Any]:
@@ -219,8 +235,13 @@ class LSTMDecoder(nn.Module):
         return torch.tanh(self.combine(torch.cat([context, top], -1))), weights
 
     def forward(
-        self, tgt_in: Tensor, memory: dict[str, Tensor], src_pad_mask: Tensor,
-        state: Optional[dict] = None, need_attn: bool = False, teacher_forcing_ratio: float = 1.0,
+        self,
+        tgt_in: Tensor,
+        memory: dict[str, Tensor],
+        src_pad_mask: Tensor,
+        state: Optional[dict] = None,
+        need_attn: bool = False,
+        teacher_forcing_ratio: float = 1.0,
     ) -> tuple[Tensor, dict, Optional[dict]]:
         if state is None:
             state = self.init_state(memory)
@@ -256,7 +277,9 @@ class LSTMDecoder(nn.Module):
             cs.append(c)
         return x, (torch.stack(hs), torch.stack(cs))
 
-    def _loop(self, tgt_in: Tensor, x: Tensor, state: dict, hc: tuple[Tensor, Tensor], src_pad_mask: Tensor, ratio: float):
+    def _loop(
+        self, tgt_in: Tensor, x: Tensor, state: dict, hc: tuple[Tensor, Tensor], src_pad_mask: Tensor, ratio: float
+    ):
         """One position at a time (input feeding, additive attention, scheduled sampling)."""
         t_len = tgt_in.size(1)
         # Positions fed the model's own previous prediction instead of the gold token (never the first).
@@ -302,7 +325,11 @@ class LSTMModel(nn.Module):
         validate(cfg, src_vocab_size, tgt_vocab_size, joined_dictionary)
         self.cfg = cfg
         src_embed = nn.Embedding(src_vocab_size, cfg.encoder_embed_dim, padding_idx=PAD)
-        tgt_embed = src_embed if cfg.share_all_embeddings else nn.Embedding(tgt_vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
+        tgt_embed = (
+            src_embed
+            if cfg.share_all_embeddings
+            else nn.Embedding(tgt_vocab_size, cfg.decoder_embed_dim, padding_idx=PAD)
+        )
         tied = cfg.share_decoder_input_output_embed or cfg.share_all_embeddings
         self.encoder = LSTMEncoder(cfg, src_embed)
         self.decoder = LSTMDecoder(cfg, tgt_embed, self.encoder.output_size, tgt_vocab_size, tied)
@@ -323,7 +350,9 @@ class LSTMModel(nn.Module):
     def encode(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[dict, Optional[dict]]:
         return self.encoder(src, src_pad_mask), ({} if need_attn else None)
 
-    def decode(self, tgt_in: Tensor, memory: dict, src_pad_mask: Tensor, state: Optional[dict] = None, need_attn: bool = False):
+    def decode(
+        self, tgt_in: Tensor, memory: dict, src_pad_mask: Tensor, state: Optional[dict] = None, need_attn: bool = False
+    ):
         return self.decoder(tgt_in, memory, src_pad_mask, state, need_attn)
 
     def max_positions(self) -> tuple[int, int]:
@@ -332,7 +361,14 @@ class LSTMModel(nn.Module):
 
 def validate(cfg: LSTMConfig, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool) -> None:
     """Flag combinations that cannot work raise UserError (the size checks live in Bridge and attention)."""
-    for name in ("encoder_layers", "decoder_layers", "encoder_hidden_size", "decoder_hidden_size", "encoder_embed_dim", "decoder_embed_dim"):
+    for name in (
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_hidden_size",
+        "decoder_hidden_size",
+        "encoder_embed_dim",
+        "decoder_embed_dim",
+    ):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.teacher_forcing_ratio <= 1.0:
@@ -349,7 +385,8 @@ def validate(cfg: LSTMConfig, src_vocab_size: int, tgt_vocab_size: int, joined_d
             )
         if cfg.encoder_embed_dim != cfg.decoder_embed_dim:
             raise UserError(
-                f"--share-all-embeddings needs encoder_embed_dim ({cfg.encoder_embed_dim}) == decoder_embed_dim ({cfg.decoder_embed_dim})"
+                "--share-all-embeddings needs encoder_embed_dim == decoder_embed_dim "
+                f"({cfg.encoder_embed_dim} != {cfg.decoder_embed_dim})"
             )
 
 
@@ -375,8 +412,13 @@ def lstm_luong() -> LSTMConfig:
 def lstm_bahdanau() -> LSTMConfig:
     """Bahdanau et al. 2015: bidirectional 1-layer encoder, additive attention from s_{t-1}, learned bridge."""
     return LSTMConfig(
-        encoder_hidden_size=256, encoder_layers=1, encoder_bidirectional=True,
-        decoder_hidden_size=512, decoder_layers=1, attention="additive", bridge="linear",
+        encoder_hidden_size=256,
+        encoder_layers=1,
+        encoder_bidirectional=True,
+        decoder_hidden_size=512,
+        decoder_layers=1,
+        attention="additive",
+        bridge="linear",
     )
 
 
@@ -385,9 +427,17 @@ def lstm_wiseman_iwslt_de_en() -> LSTMConfig:
     """fairseq's lstm_wiseman_iwslt_de_en: 1-layer 256 LSTMs, general attention, input feeding,
     dropout 0.1 only on the decoder outputs (none on embeddings or encoder outputs)."""
     return LSTMConfig(
-        encoder_hidden_size=256, encoder_layers=1, decoder_hidden_size=256, decoder_layers=1,
-        attention="general", input_feeding=True, dropout=0.1,
-        encoder_dropout_in=0.0, encoder_dropout_out=0.0, decoder_dropout_in=0.0, decoder_dropout_out=0.1,
+        encoder_hidden_size=256,
+        encoder_layers=1,
+        decoder_hidden_size=256,
+        decoder_layers=1,
+        attention="general",
+        input_feeding=True,
+        dropout=0.1,
+        encoder_dropout_in=0.0,
+        encoder_dropout_out=0.0,
+        decoder_dropout_in=0.0,
+        decoder_dropout_out=0.1,
     )
 
 

@@ -59,7 +59,9 @@ class ProductAttention(nn.Module):
             self.scale, self.context_size = 1.0, memory_size
         elif kind in ("qkv", "multihead"):
             if query_size % heads:
-                raise UserError(f"decoder_hidden_size ({query_size}) must be divisible by decoder_attention_heads ({heads})")
+                raise UserError(
+                    f"decoder_hidden_size ({query_size}) must be divisible by decoder_attention_heads ({heads})"
+                )
             self.q_proj = nn.Linear(query_size, query_size, bias=False)
             self.k_proj = nn.Linear(memory_size, query_size, bias=False)
             self.v_proj = nn.Linear(memory_size, query_size, bias=False)

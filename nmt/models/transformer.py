@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
+from nmt.data.tokenizer import PAD
 from nmt.errors import UserError
 from nmt.models.layers import (
     LearnedPositions,
@@ -28,7 +29,6 @@ from nmt.models.layers import (
     padding_attend_mask,
 )
 from nmt.registry import ARCHS, MODELS, register
-from nmt.data.tokenizer import PAD
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -214,7 +214,12 @@ class TransformerDecoder(nn.Module):
         return self.output_projection.weight
 
     def forward(
-        self, tgt_in: Tensor, memory: Tensor, src_pad_mask: Tensor, state: Optional[dict], need_attn: bool,
+        self,
+        tgt_in: Tensor,
+        memory: Tensor,
+        src_pad_mask: Tensor,
+        state: Optional[dict],
+        need_attn: bool,
         project: bool = True,
     ) -> tuple[Tensor, dict, Optional[dict]]:
         """tgt_in (B, T) new positions (all of them when state is None); memory (B, S, D_enc).
@@ -245,7 +250,9 @@ class TransformerDecoder(nn.Module):
 class TransformerModel(nn.Module):
     """Encoder-decoder Transformer implementing the `nmt.models` protocol."""
 
-    def __init__(self, cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool) -> None:
+    def __init__(
+        self, cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool
+    ) -> None:
         super().__init__()
         check_config(cfg, src_vocab_size, tgt_vocab_size, joined_dictionary)
         self.cfg = cfg

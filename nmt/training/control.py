@@ -54,7 +54,9 @@ def save_dir_lock(save_dir: str, enabled: bool):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"another nmt train is already using {save_dir} (lock held); wait for it or use another --save-dir")
+        raise UserError(
+            f"another nmt train is already using {save_dir} (lock held); wait for it or use another --save-dir"
+        ) from None
     try:
         yield
     finally:

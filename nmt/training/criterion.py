@@ -32,8 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nmt.registry import CRITERIA, register
 from nmt.data.tokenizer import PAD
+from nmt.registry import CRITERIA, register
 
 
 class _SmoothedCE(torch.autograd.Function):

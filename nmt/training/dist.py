@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nmt.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -29,15 +31,6 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto | cpu | cuda -> torch.device (cuda:LOCAL_RANK under torchrun)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def setup(device_name: str, timeout_minutes: float = 30.0) -> tuple[DistInfo, torch.device]:

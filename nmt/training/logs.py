@@ -45,7 +45,9 @@ def setup_logging(is_main: bool) -> Console:
     root.propagate = False
     if is_main:
         handler = _ConsoleHandler(console)
-        handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
         root.addHandler(handler)
     root.setLevel(logging.INFO if is_main else logging.ERROR)
     return console
@@ -54,8 +56,13 @@ def setup_logging(is_main: bool) -> Console:
 def epoch_bar(console: Console, enabled: bool) -> Progress:
     """A per-epoch progress bar on stderr; only drawn on a terminal (logs stay clean in files)."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=True,
         disable=not (enabled and console.is_terminal),
     )
 

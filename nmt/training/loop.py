@@ -22,15 +22,26 @@ import torch
 
 from nmt import checkpoint as ckpt
 from nmt import config as C
-from nmt.training import dist
-from nmt.data.dataset import (BatchDataset, batch_by_tokens, collate, copy_of_epoch, epoch_order, load_split, read_meta,
-                      shard, train_copies, updates_per_epoch)
-from nmt.errors import UserError
-from nmt.models import arch_config, build_model, config_from_dict
-from nmt.training.optim import plateau_update
+from nmt.data.dataset import (
+    BatchDataset,
+    batch_by_tokens,
+    collate,
+    copy_of_epoch,
+    epoch_order,
+    load_split,
+    read_meta,
+    shard,
+    train_copies,
+    updates_per_epoch,
+)
 from nmt.data.tokenizer import load_tokenizers, read_blobs
+from nmt.device import process_settings
+from nmt.errors import UserError
+from nmt.models import arch_config, build_for_data, config_from_dict, load_weights
+from nmt.training import dist
 from nmt.training.control import StopFlag, save_dir_lock
 from nmt.training.logs import Board, Meter, epoch_bar, format_line, memory_mb, param_summary, setup_logging
+from nmt.training.optim import plateau_update
 from nmt.training.trainer import Trainer
 
 log = logging.getLogger("nmt.train")
@@ -59,8 +70,6 @@ class Run:
         self.cfg = cfg
         self.info, self.device = dist.setup(cfg.device)
         self.console = setup_logging(self.info.is_main)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.meta = read_meta(cfg.data)
         self.blobs = read_blobs(cfg.data, self.meta)
         self.src_tok, self.tgt_tok = load_tokenizers(self.meta, self.blobs)
@@ -77,30 +86,34 @@ class Run:
         else:
             self.arch = cfg.arch
             self.model_cfg = arch_config(cfg.arch, model_overrides)
-        vocab = self.meta["vocab_size"]
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        model = build_model(self.model_cfg, vocab[self.meta["source_lang"]], vocab[self.meta["target_lang"]],
-                            self.meta.get("joined_dictionary", False))
-        if self.restore is not None:
-            try:
-                model.load_state_dict(self.restore["model"])
-            except RuntimeError as e:  # e.g. a checkpoint trained on another data dir (vocabulary sizes)
-                first = str(e).split("\n")[0][:200]
-                raise UserError(f"cannot resume from {self.restore_path}: its weights do not fit the model it "
-                                f"describes with the vocabulary of {cfg.data} ({first})") from None
+        model = build_for_data(self.model_cfg, self.meta)
+        if self.restore is not None:  # e.g. a checkpoint trained on another data dir (vocabulary sizes)
+            why = f"cannot resume from {self.restore_path}: its weights do not fit the model it describes "
+            load_weights(model, self.restore["model"], why + f"with the vocabulary of {cfg.data}")
         self.trainer = Trainer(cfg, model, self.device, self.info, _model_dim(self.model_cfg))
         self.progress = Progress()
         self.meter = Meter(self.device)
-        self.board = Board(cfg.tensorboard_logdir or os.path.join(cfg.save_dir, "tensorboard")) if self.info.is_main else Board(None)
+        self.board = (
+            Board(cfg.tensorboard_logdir or os.path.join(cfg.save_dir, "tensorboard"))
+            if self.info.is_main
+            else Board(None)
+        )
         if self.restore is not None:
             self._load_train_state(self.restore.get("train_state"))
-        self.set_batches = [batch_by_tokens(d.src.sizes, d.tgt.sizes, cfg.max_tokens, cfg.batch_size) for d in self.train_sets]
+        self.set_batches = [
+            batch_by_tokens(d.src.sizes, d.tgt.sizes, cfg.max_tokens, cfg.batch_size) for d in self.train_sets
+        ]
         self.batches = self.set_batches[0]
-        self.valid_batches = [] if self.valid_data is None else batch_by_tokens(
-            self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        self.valid_batches = (
+            []
+            if self.valid_data is None
+            else batch_by_tokens(self.valid_data.src.sizes, self.valid_data.tgt.sizes, cfg.max_tokens, cfg.batch_size)
+        )
         # A schedule's horizon (cosine; read at each update): --max-update, or else the epoch limit.
         cfg.optim.max_update = cfg.max_update or cfg.max_epoch * updates_per_epoch(
-            len(self.batches), cfg.update_freq, self.info.world_size)
+            len(self.batches), cfg.update_freq, self.info.world_size
+        )
         self.stop = StopFlag()
         self.clock = time.perf_counter  # a test may replace it
         self.seconds_before, self.clock_start = self.progress.train_seconds, self.clock()  # reset by run()
@@ -139,8 +152,10 @@ class Run:
             self.progress = Progress(**state["progress"])
             self.meter.load_state(state["meter"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a damaged or foreign training state
-            raise UserError(f"cannot resume from {self.restore_path}: its training state does not fit this run "
-                            f"({type(e).__name__}: {str(e)[:160]}); --reset-optimizer starts a fresh one") from None
+            raise UserError(
+                f"cannot resume from {self.restore_path}: its training state does not fit this run "
+                f"({type(e).__name__}: {str(e)[:160]}); --reset-optimizer starts a fresh one"
+            ) from None
 
     def save(self, names: list[str]) -> None:
         """Write the full training checkpoint to the first name, copy it to the others (rank 0)."""
@@ -193,8 +208,15 @@ class Run:
         dataset = BatchDataset(data if data is not None else self.train_data, batches)
         if self.cfg.num_workers == 0:
             return (dataset[i] for i in range(len(dataset)))
-        return iter(torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.cfg.num_workers,
-                                                pin_memory=self.device.type == "cuda"))
+        return iter(
+            torch.utils.data.DataLoader(
+                dataset,
+                batch_size=None,
+                shuffle=False,
+                num_workers=self.cfg.num_workers,
+                pin_memory=self.device.type == "cuda",
+            )
+        )
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> Optional[dict]:
@@ -234,8 +256,12 @@ class Run:
         from nmt.config import GenerateConfig
         from nmt.generation.generate import translate_split
 
-        gen = GenerateConfig(beam=self.cfg.eval_bleu_beam, max_tokens=self.cfg.max_tokens,
-                             max_len_a=self.cfg.eval_bleu_max_len_a, max_len_b=self.cfg.eval_bleu_max_len_b)
+        gen = GenerateConfig(
+            beam=self.cfg.eval_bleu_beam,
+            max_tokens=self.cfg.max_tokens,
+            max_len_a=self.cfg.eval_bleu_max_len_a,
+            max_len_b=self.cfg.eval_bleu_max_len_b,
+        )
         hyps = translate_split([self.trainer.eval_model], self.valid_data, self.tgt_tok, gen, self.device)
         refs = [self.tgt_tok.decode(self.valid_data.tgt[i].tolist()) for i in range(len(self.valid_data))]
         return float(sacrebleu.corpus_bleu(hyps, [refs]).score)
@@ -244,7 +270,9 @@ class Run:
         from nmt.viz.attention import cross_attention_image
 
         try:
-            image = cross_attention_image(self.trainer.eval_model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device)
+            image = cross_attention_image(
+                self.trainer.eval_model, self.src_tok, self.tgt_tok, self.cfg.attn_sample, self.device
+            )
         except UserError as e:  # e.g. an architecture without attention: say so once, keep training
             log.warning("--attn-sample: %s", e)
             self.cfg.attn_sample = None
@@ -318,8 +346,12 @@ class Run:
             seconds = self.train_seconds()
             stats = t.train_step(group, self.stop.signum is not None, self._over_time(seconds), seconds)
             if stats is None and t.stop_reason == "time":  # every rank stops here, before this update
-                log.info("reached --stop-time-hours %g at update %d (%.0f s)", cfg.stop_time_hours, t.num_updates,
-                         self.train_seconds())
+                log.info(
+                    "reached --stop-time-hours %g at update %d (%.0f s)",
+                    cfg.stop_time_hours,
+                    t.num_updates,
+                    self.train_seconds(),
+                )
                 self._save_after_validation(self.validate(), [])
                 return 0
             if stats is None:  # a signal on some rank: every rank stops here, before this update
@@ -387,7 +419,7 @@ class Run:
 def train(cfg: C.TrainConfig, model_overrides: dict[str, str]) -> int:
     """Entry point of `nmt train`; returns the exit code (0 done, 130 stopped by SIGINT)."""
     info = dist.DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
-    with save_dir_lock(cfg.save_dir, enabled=info.is_main and not cfg.no_save):
+    with process_settings(cfg.threads), save_dir_lock(cfg.save_dir, enabled=info.is_main and not cfg.no_save):
         run = Run(cfg, model_overrides)
         try:
             start = time.perf_counter()

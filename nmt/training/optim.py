@@ -33,14 +33,26 @@ def _make(cls, params: list, **kwargs) -> torch.optim.Optimizer:
 
 @register(OPTIMIZERS, "adam")
 def adam(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return _make(torch.optim.Adam, params, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                 weight_decay=cfg.weight_decay)
+    return _make(
+        torch.optim.Adam,
+        params,
+        lr=cfg.lr,
+        betas=tuple(cfg.adam_betas),
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )
 
 
 @register(OPTIMIZERS, "adamw")
 def adamw(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return _make(torch.optim.AdamW, params, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                 weight_decay=cfg.weight_decay)
+    return _make(
+        torch.optim.AdamW,
+        params,
+        lr=cfg.lr,
+        betas=tuple(cfg.adam_betas),
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )
 
 
 @register(OPTIMIZERS, "sgd")

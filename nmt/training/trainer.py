@@ -30,14 +30,14 @@ from typing import Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nmt.training import criterion as _criterion  # (importing it registers the criteria)
-from nmt.training import dist
 from nmt.config import TrainConfig
 from nmt.data.dataset import Batch
-from nmt.training.ema import ema_weight, make_average, update_average
 from nmt.errors import UserError
-from nmt.training.optim import build_optimizer, decay_horizon, lr_at, set_lr
 from nmt.registry import CRITERIA, lookup
+from nmt.training import criterion as _criterion  # (importing it registers the criteria)
+from nmt.training import dist
+from nmt.training.ema import ema_weight, make_average, update_average
+from nmt.training.optim import build_optimizer, decay_horizon, lr_at, set_lr
 
 MIN_LOSS_SCALE = 1e-4  # fp16: below this the loss keeps overflowing; stop instead of looping
 STAT_KEYS = ("loss", "nll_loss", "ntokens", "nsentences")
@@ -46,7 +46,9 @@ STAT_KEYS = ("loss", "nll_loss", "ntokens", "nsentences")
 class Trainer:
     """Owns the model (and its DDP wrapper), optimizer, scaler and update counter."""
 
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, info: dist.DistInfo, d_model: int):
+    def __init__(
+        self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, info: dist.DistInfo, d_model: int
+    ):
         self.cfg = cfg
         self.device = device
         self.info = info
@@ -99,12 +101,15 @@ class Trainer:
 
     def lr(self) -> float:
         """The lr of the next update."""
-        horizon = decay_horizon(self.cfg.optim.max_update, self.num_updates, self.seconds, self.cfg.stop_time_hours * 3600)
+        horizon = decay_horizon(
+            self.cfg.optim.max_update, self.num_updates, self.seconds, self.cfg.stop_time_hours * 3600
+        )
         return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale, horizon)
 
     # ------------------------------------------------------------------ one update
-    def train_step(self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False,
-                   seconds: float = 0.0) -> Optional[dict]:
+    def train_step(
+        self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False, seconds: float = 0.0
+    ) -> Optional[dict]:
         """One update over `batches` (update_freq of them on every rank); `seconds`: training time so far.
 
         Returns summed stats tensors {loss, nll_loss, ntokens, nsentences, gnorm}; None when
@@ -172,7 +177,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.num_updates = update
         if self.ema_model is not None:
-            update_average(self.ema_model, self.model, ema_weight(update, self.cfg.ema_decay, self.cfg.ema_start_update))
+            update_average(
+                self.ema_model, self.model, ema_weight(update, self.cfg.ema_decay, self.cfg.ema_start_update)
+            )
         sums["gnorm"] = gnorm.detach().float()
         return sums
 

@@ -24,12 +24,18 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from nmt.viz import stats as A
-from nmt.viz import figures as R
-from nmt.viz.stats import KINDS
-from nmt.errors import UserError
-from nmt.viz.figures import FORMATS, Figure
+from nmt.checkpoint import load_model
+from nmt.config import GenerateConfig
+from nmt.data.dataset import load_split, read_meta
 from nmt.data.tokenizer import BOS, EOS, PAD, UNK
+from nmt.device import resolve_device
+from nmt.errors import UserError
+from nmt.generation.search import translate_batch
+from nmt.models import build_for_data
+from nmt.viz import figures as R
+from nmt.viz import stats as A
+from nmt.viz.figures import FORMATS, Figure
+from nmt.viz.stats import KINDS
 
 
 # ----------------------------------------------------------------------------- capture
@@ -75,9 +81,6 @@ def translate_many(
     model: torch.nn.Module, sources: Sequence[Sequence[int]], beam: int, device: torch.device | str, batch: int = 32
 ) -> list[list[int]]:
     """Best hypotheses (piece ids, no EOS) of many sentences, in order, `batch` at a time."""
-    from nmt.config import GenerateConfig
-    from nmt.generation.search import translate_batch
-
     cfg = GenerateConfig(beam=beam)
     out: list[list[int]] = []
     for start in range(0, len(sources), batch):
@@ -139,16 +142,6 @@ def parse_int_list(text: Optional[str], flag: str) -> list[int]:
     return out
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UserError(f"--device {name!r}: use auto, cpu or cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    return torch.device(name)
-
-
 def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[list[int]]]], int]:
     """{i: (src ids, reference ids or None)} for the sentence drawn (--index) and the first
     --max-sentences ones (statistics), and the number of sentences the statistics use."""
@@ -176,8 +169,6 @@ def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[li
             return loaded.src_tok.encode(lines[i]), None
 
     else:
-        from nmt.data.dataset import load_split, read_meta
-
         if read_meta(cfg.data).get("vocab_size") != loaded.meta.get("vocab_size"):
             raise UserError(f"{cfg.data} has a different vocabulary than the checkpoint {cfg.path}")
         split = load_split(cfg.data, cfg.gen_subset)
@@ -195,17 +186,11 @@ def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[li
 
 def _models(cfg, loaded, device: torch.device) -> list[tuple[str, torch.nn.Module]]:
     """(label, model) in drawing order: init, --path, then every --compare."""
-    from nmt.checkpoint import load_model
-    from nmt.models import build_model
-
     models = []
     if cfg.compare_init:
-        meta = loaded.meta
-        vocab = meta["vocab_size"]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            joined = meta.get("joined_dictionary", False)
-            init = build_model(loaded.model_cfg, vocab[meta["source_lang"]], vocab[meta["target_lang"]], joined)
+            init = build_for_data(loaded.model_cfg, loaded.meta)
         models.append((f"init (seed {cfg.seed})", init.to(device).eval()))
     models.append((_stem(cfg.path), loaded.model))
     for path in cfg.compare:
@@ -256,8 +241,6 @@ def _shapes(attn: dict[str, list[np.ndarray]]) -> dict[str, list[int]]:
 
 def run(cfg) -> Result:
     """`nmt visualize-attn`: capture, figures, statistics, report (cfg: nmt.config.VisualizeConfig)."""
-    from nmt.checkpoint import load_model
-
     device = resolve_device(cfg.device)
     if cfg.format not in FORMATS:
         raise UserError(f"--format {cfg.format!r} is not supported; valid: {', '.join(FORMATS)}")

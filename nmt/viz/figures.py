@@ -33,9 +33,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nmt.viz.stats import STAT_NAMES  # noqa: E402
 from nmt.errors import UserError  # noqa: E402
 from nmt.fileio import atomic_write  # noqa: E402
+from nmt.viz.stats import STAT_NAMES  # noqa: E402
 
 KIND_TITLES = {
     "enc_self": "encoder self-attention",
@@ -48,6 +48,7 @@ KIND_AXES = {  # (x label, y label)
     "cross": ("source", "target (predicted piece)"),
 }
 FORMATS = ("png", "svg", "pdf")
+
 
 # ----------------------------------------------------------------------------- layout
 def grid_shape(n: int) -> tuple[int, int]:
@@ -133,10 +134,23 @@ class PanelFigure:
                 self.axes.append(ax)
                 self.images.append(im)
         # Axis names once per figure (per-axes labels would be placed by a costly sibling search).
-        self.fig.text((left + (width - left - right) / 2) / width, 0.08 / height, self.axes2d.xname, ha="center",
-                      va="bottom", fontsize=fs + 1)
-        self.fig.text(0.08 / width, (bottom + (height - top - bottom) / 2) / height, self.axes2d.yname, ha="left",
-                      va="center", rotation=90, fontsize=fs + 1)
+        self.fig.text(
+            (left + (width - left - right) / 2) / width,
+            0.08 / height,
+            self.axes2d.xname,
+            ha="center",
+            va="bottom",
+            fontsize=fs + 1,
+        )
+        self.fig.text(
+            0.08 / width,
+            (bottom + (height - top - bottom) / 2) / height,
+            self.axes2d.yname,
+            ha="left",
+            va="center",
+            rotation=90,
+            fontsize=fs + 1,
+        )
         bar = ((width - right + 0.25) / width, bottom / height, 0.15 / width, self.rows * ph / height)
         self.fig.colorbar(self.images[0], cax=self.fig.add_axes(bar))
         self.title = self.fig.suptitle("", fontsize=10, y=1 - 0.25 / height)
@@ -235,8 +249,14 @@ class FigureWriter:
 
 
 def draw_layer(
-    writer: FigureWriter, kind: str, layer: int, weights: np.ndarray, heads: Sequence[int], axes2d: Axes2D,
-    max_pieces: int, who: str,
+    writer: FigureWriter,
+    kind: str,
+    layer: int,
+    weights: np.ndarray,
+    heads: Sequence[int],
+    axes2d: Axes2D,
+    max_pieces: int,
+    who: str,
 ) -> list[Figure]:
     """Head grid and head-averaged map of one layer: weights (H, T, S); heads are 0-based."""
     cut, note = crop(axes2d, max_pieces)
@@ -256,8 +276,13 @@ def draw_layer(
 
 
 def draw_compare(
-    writer: FigureWriter, kind: str, layer: int, per_model: Sequence[tuple[str, np.ndarray]], heads: Sequence[int],
-    axes2d: Axes2D, max_pieces: int,
+    writer: FigureWriter,
+    kind: str,
+    layer: int,
+    per_model: Sequence[tuple[str, np.ndarray]],
+    heads: Sequence[int],
+    axes2d: Axes2D,
+    max_pieces: int,
 ) -> Figure:
     """One row per model (label, weights (H, T, S)): the selected heads then the head average."""
     cut, note = crop(axes2d, max_pieces)
@@ -271,8 +296,6 @@ def draw_compare(
     panel = writer.panel_figure(len(per_model), len(heads) + 1, cut, len(maps))
     panel.show(maps, titles, title, vmax)
     return writer.emit(f"compare_{kind}_L{layer}", kind, layer, title, panel)
-
-
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -373,7 +396,7 @@ def write_html(path: str, result) -> str:
     parts += [f"<th>{e(SHORT.get(c, c))}</th>" for c in cols] + ["</tr>"]
     for r in result.rows:
         cells = "".join(
-            f'<td{" class=t" if c in ("model", "kind", "label") else ""}>{e(_cell(r[c]))}</td>' for c in cols
+            f"<td{' class=t' if c in ('model', 'kind', 'label') else ''}>{e(_cell(r[c]))}</td>" for c in cols
         )
         parts.append(f"<tr>{cells}</tr>")
     parts += ["</table>", STATS_HELP, "</body></html>"]

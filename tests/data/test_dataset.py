@@ -22,8 +22,8 @@ from nmt.data.dataset import (
     read_meta,
     shard,
 )
-from nmt.errors import UserError
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.errors import UserError
 
 
 # ----------------------------------------------------------------------------- meta and loading

@@ -12,8 +12,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from nmt import cli
-from nmt.data.binarize import clean_mask
 from nmt.config import PreprocessConfig
+from nmt.data.binarize import clean_mask
 from nmt.data.dataset import collate, load_split, read_meta
 from nmt.data.preprocess import preprocess, scan_text
 from nmt.data.tokenizer import EOS, UNK, load_tokenizers, read_blobs
@@ -88,10 +88,16 @@ def test_cleaning_counts_with_word_tokenizer(tmp_path: Path) -> None:
     write_pair(tmp_path / "raw/valid", ["a a a a a a a", "a q"], ["x", "x"])
     write_pair(tmp_path / "raw/test", ["", ""], ["", ""])  # an evaluation split of empty lines is kept
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="fr", trainpref=str(tmp_path / "raw/train"),
-        validpref=str(tmp_path / "raw/valid"), testpref=[str(tmp_path / "raw/test")],
-        destdir=str(tmp_path / "d"), vocab_size=6,
-        tokenizer="none", max_len=5, max_len_ratio=3,
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(tmp_path / "raw/train"),
+        validpref=str(tmp_path / "raw/valid"),
+        testpref=[str(tmp_path / "raw/test")],
+        destdir=str(tmp_path / "d"),
+        vocab_size=6,
+        tokenizer="none",
+        max_len=5,
+        max_len_ratio=3,
     )
     meta = preprocess(cfg, console=QUIET)
     tr = meta["splits"]["train"]
@@ -126,9 +132,16 @@ def test_several_test_prefixes_workers_and_force(toy_raw_dir: Path, toy_data_dir
     dest.mkdir()
     (dest / "old.txt").write_text("old")
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
-        validpref=str(toy_raw_dir / "valid"), testpref=[str(toy_raw_dir / "test"), str(toy_raw_dir / "valid")],
-        destdir=str(dest), vocab_size=300, joined_dictionary=True, workers=2, force=True,
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(toy_raw_dir / "train"),
+        validpref=str(toy_raw_dir / "valid"),
+        testpref=[str(toy_raw_dir / "test"), str(toy_raw_dir / "valid")],
+        destdir=str(dest),
+        vocab_size=300,
+        joined_dictionary=True,
+        workers=2,
+        force=True,
     )
     meta = preprocess(cfg, console=QUIET)
     assert list(meta["splits"]) == ["train", "valid", "test", "test1"]
@@ -175,7 +188,6 @@ def _case(name: str, raw: Path) -> tuple[list[str], str]:
     if name == "vocab":
         write_pair(raw / "train", GOOD, GOOD)
         return ["--trainpref", t, "--vocab-size", "5000"], "--vocab-size 5000 is too large"
-
 
     if name == "samples_words":
         write_pair(raw / "train", GOOD, GOOD)
@@ -258,9 +270,17 @@ def test_destdir_under_a_file(tmp_path: Path, monkeypatch, capsys) -> None:
 
 # ----------------------------------------------------------------------------- subword sampling
 def _sampled(raw: Path, dest: Path, alpha: float = 0.3) -> dict:
-    cfg = PreprocessConfig(source_lang="en", target_lang="fr", trainpref=str(raw / "train"), destdir=str(dest),
-                           validpref=str(raw / "valid"), vocab_size=300, joined_dictionary=True,
-                           subword_samples=2, subword_alpha=alpha)
+    cfg = PreprocessConfig(
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(raw / "train"),
+        destdir=str(dest),
+        validpref=str(raw / "valid"),
+        vocab_size=300,
+        joined_dictionary=True,
+        subword_samples=2,
+        subword_alpha=alpha,
+    )
     return preprocess(cfg, console=QUIET)
 
 
@@ -269,7 +289,9 @@ def test_subword_samples_segment_the_same_sentences_anew(toy_raw_dir: Path, toy_
     assert meta["splits"]["train"]["sampled_copies"] == {"count": 2, "alpha": 0.3}
     src_tok, tgt_tok = load_tokenizers(meta, read_blobs(str(tmp_path / "a"), meta))
     train = load_split(str(tmp_path / "a"), "train", meta)
-    assert snapshot(tmp_path / "a")["train.en.bin"] == snapshot(toy_data_dir)["train.en.bin"]  # the split itself is unchanged
+    assert (
+        snapshot(tmp_path / "a")["train.en.bin"] == snapshot(toy_data_dir)["train.en.bin"]
+    )  # the split itself is unchanged
     copies = [load_split(str(tmp_path / "a"), f"train.sample{k}", meta) for k in (1, 2)]
     for copy in copies:
         assert len(copy) == len(train) == meta["splits"]["train"]["kept"]

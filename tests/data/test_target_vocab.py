@@ -7,20 +7,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import cli, shrink
 from rich.console import Console
 
-from helpers import cli, shrink
 from nmt.checkpoint import load_models
 from nmt.config import PreprocessConfig
 from nmt.data.dataset import load_split, read_meta
-from nmt.errors import UserError
-from nmt.models import arch_config, build_model
 from nmt.data.preprocess import preprocess
 from nmt.data.target_vocab import renumbering, reorder_lines, reorder_sentencepiece
 from nmt.data.tokenizer import UNK, SentencePieceTokenizer, WordTokenizer, load_tokenizers, read_blobs
+from nmt.errors import UserError
+from nmt.models import arch_config, build_model
 
-SIZES = ["--encoder-layers=1", "--decoder-layers=1", "--encoder-embed-dim=32", "--decoder-embed-dim=32",
-         "--encoder-ffn-embed-dim=64", "--decoder-ffn-embed-dim=64", "--dropout=0.0"]
+SIZES = [
+    "--encoder-layers=1",
+    "--decoder-layers=1",
+    "--encoder-embed-dim=32",
+    "--decoder-embed-dim=32",
+    "--encoder-ffn-embed-dim=64",
+    "--decoder-ffn-embed-dim=64",
+    "--dropout=0.0",
+]
 
 
 def test_renumbering_puts_used_ids_first_in_their_order() -> None:
@@ -50,9 +57,16 @@ def test_renumbered_sentencepiece_segments_every_line_as_before(toy_data_dir: Pa
 
 def _trimmed(toy_raw_dir: Path, dest: Path, **extra) -> Path:
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
-        validpref=str(toy_raw_dir / "valid"), testpref=[str(toy_raw_dir / "test")],
-        destdir=str(dest), vocab_size=300, joined_dictionary=True, trim_target_vocab=True, **extra,
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(toy_raw_dir / "train"),
+        validpref=str(toy_raw_dir / "valid"),
+        testpref=[str(toy_raw_dir / "test")],
+        destdir=str(dest),
+        vocab_size=300,
+        joined_dictionary=True,
+        trim_target_vocab=True,
+        **extra,
     )
     preprocess(cfg, console=Console(quiet=True))
     return dest
@@ -82,8 +96,11 @@ def test_trimmed_data_is_the_same_data_renumbered(toy_data_dir: Path, toy_raw_di
         assert meta["splits"][split]["unknown"]["fr"] == base_meta["splits"][split]["unknown"]["fr"] + outside
         assert meta["splits"][split]["unknown"]["en"] == base_meta["splits"][split]["unknown"]["en"]
     # the first K pieces are exactly those of the French training text
-    fr_train = {p for line in (toy_raw_dir / "train.fr").read_text(encoding="utf-8").splitlines()
-                for p in new.pieces(new.encode(line.strip()))}
+    fr_train = {
+        p
+        for line in (toy_raw_dir / "train.fr").read_text(encoding="utf-8").splitlines()
+        for p in new.pieces(new.encode(line.strip()))
+    }
     assert fr_train | {"<pad>", "<unk>", "<s>", "</s>"} == set(new.pieces(range(k)))
 
 
@@ -109,8 +126,20 @@ def test_word_vocabulary_is_renumbered_too(toy_raw_dir: Path, tmp_path: Path) ->
 
 
 def test_trim_needs_a_joined_dictionary(toy_raw_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    code, _, err = cli(monkeypatch, capsys, "preprocess", "-s", "en", "-t", "fr", "--trainpref",
-                       str(toy_raw_dir / "train"), "--destdir", str(tmp_path / "bin"), "--trim-target-vocab")
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "preprocess",
+        "-s",
+        "en",
+        "-t",
+        "fr",
+        "--trainpref",
+        str(toy_raw_dir / "train"),
+        "--destdir",
+        str(tmp_path / "bin"),
+        "--trim-target-vocab",
+    )
     assert code == 2 and "--trim-target-vocab needs --joined-dictionary" in err
     assert not (tmp_path / "bin").exists()
 
@@ -147,20 +176,64 @@ def test_untrimmed_checkpoints_keep_their_parameter_names() -> None:
 
 def test_preprocess_train_generate_with_a_trimmed_vocabulary(toy_raw_dir, tmp_path, monkeypatch, capsys) -> None:
     data, ck = tmp_path / "bin", tmp_path / "ck"
-    code, _, err = cli(monkeypatch, capsys, "preprocess", "-s", "en", "-t", "fr", "--trainpref",
-                       str(toy_raw_dir / "train"), "--validpref", str(toy_raw_dir / "valid"), "--testpref",
-                       str(toy_raw_dir / "test"), "--destdir", str(data), "--vocab-size", "300",
-                       "--joined-dictionary", "--trim-target-vocab")
+    code, _, err = cli(
+        monkeypatch,
+        capsys,
+        "preprocess",
+        "-s",
+        "en",
+        "-t",
+        "fr",
+        "--trainpref",
+        str(toy_raw_dir / "train"),
+        "--validpref",
+        str(toy_raw_dir / "valid"),
+        "--testpref",
+        str(toy_raw_dir / "test"),
+        "--destdir",
+        str(data),
+        "--vocab-size",
+        "300",
+        "--joined-dictionary",
+        "--trim-target-vocab",
+    )
     assert code == 0
     k = read_meta(str(data))["vocab_size"]["fr"]
     assert f"vocabulary: en 300, fr {k} (joined" in err
-    code, _, _ = cli(monkeypatch, capsys, "train", str(data), "--arch", "transformer_tiny", "--share-all-embeddings",
-                     "--save-dir", str(ck), "--max-update", "3", "--max-tokens", "1000", "--threads", "1", *SIZES)
+    code, _, _ = cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(data),
+        "--arch",
+        "transformer_tiny",
+        "--share-all-embeddings",
+        "--save-dir",
+        str(ck),
+        "--max-update",
+        "3",
+        "--max-tokens",
+        "1000",
+        "--threads",
+        "1",
+        *SIZES,
+    )
     assert code == 0
     (loaded,) = load_models(str(ck / "checkpoint_last.pt"))
     assert loaded.model.output_weight.shape == (k, 32)
     src = tmp_path / "in.en"
     src.write_text("".join(line + "\n" for line in (toy_raw_dir / "test.en").read_text().splitlines()[:5]))
-    code, out, _ = cli(monkeypatch, capsys, "generate", "--path", str(ck / "checkpoint_last.pt"), "--input", str(src),
-                       "--beam", "2", "--max-len-b", "5")
+    code, out, _ = cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        str(ck / "checkpoint_last.pt"),
+        "--input",
+        str(src),
+        "--beam",
+        "2",
+        "--max-len-b",
+        "5",
+    )
     assert code == 0 and len(out.splitlines()) == 5

@@ -9,7 +9,6 @@ from rich.console import Console
 
 from nmt.config import PreprocessConfig
 from nmt.data.dataset import read_meta
-from nmt.errors import UserError
 from nmt.data.preprocess import preprocess
 from nmt.data.tokenizer import (
     BOS,
@@ -23,6 +22,7 @@ from nmt.data.tokenizer import (
     read_blobs,
     train_sentencepiece,
 )
+from nmt.errors import UserError
 
 
 def _toy_tokenizers(data_dir: Path):
@@ -81,8 +81,12 @@ def test_word_tokenizer() -> None:
 
 def test_load_tokenizers_per_language(toy_raw_dir: Path, tmp_path: Path) -> None:
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
-        destdir=str(tmp_path / "d"), vocab_size=150, joined_dictionary=False,
+        source_lang="en",
+        target_lang="fr",
+        trainpref=str(toy_raw_dir / "train"),
+        destdir=str(tmp_path / "d"),
+        vocab_size=150,
+        joined_dictionary=False,
     )
     meta = preprocess(cfg, console=Console(quiet=True))
     assert meta["tokenizer"]["files"] == {"en": "spm.en.model", "fr": "spm.fr.model"}
@@ -111,8 +115,13 @@ def test_real_corpus_round_trip(multi30k_dir: Path, tmp_path: Path) -> None:
                 head = [next(f) for _ in range(500)]
             (raw / f"{split}.{lang}").write_text("".join(head), encoding="utf-8")
     cfg = PreprocessConfig(
-        source_lang="en", target_lang="de", trainpref=str(raw / "train"), validpref=str(raw / "valid"),
-        destdir=str(tmp_path / "d"), vocab_size=1000, joined_dictionary=True,
+        source_lang="en",
+        target_lang="de",
+        trainpref=str(raw / "train"),
+        validpref=str(raw / "valid"),
+        destdir=str(tmp_path / "d"),
+        vocab_size=1000,
+        joined_dictionary=True,
     )
     preprocess(cfg, console=Console(quiet=True))
     tok, _ = _toy_tokenizers(tmp_path / "d")

@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from nmt import cli
-from nmt.errors import UserError
 from nmt.data.toy import DET_SG, NOUNS, POST_ADJ, PRE_ADJ, generate_pairs, noun_phrase, split_sizes, write_toy_corpus
+from nmt.errors import UserError
 
-FILES = [f"{s}.{l}" for s in ("train", "valid", "test") for l in ("en", "fr")]
+FILES = [f"{s}.{lang}" for s in ("train", "valid", "test") for lang in ("en", "fr")]
 
 
 def _read(d: Path) -> dict[str, bytes]:

@@ -12,16 +12,23 @@ import torch
 from nmt.checkpoint import load, load_models, save_model
 from nmt.config import GenerateConfig
 from nmt.data.dataset import load_split, read_meta
-from nmt.errors import UserError
-from nmt.generation.output import alignment
-from nmt.generation.generate import read_lines, run, translate_lines, translate_pairs, translate_split, validate
-from nmt.models import arch_config, build_model
-from nmt.generation.decoding import PAD
-from nmt.generation.search import translate_batch
 from nmt.data.tokenizer import EOS, read_blobs
+from nmt.errors import UserError
+from nmt.generation.decoding import PAD
+from nmt.generation.generate import read_lines, run, translate_lines, translate_pairs, translate_split, validate
+from nmt.generation.output import alignment
+from nmt.generation.search import translate_batch
+from nmt.models import arch_config, build_model
 
-SIZES = dict(encoder_layers="1", decoder_layers="1", encoder_embed_dim="32", decoder_embed_dim="32",
-             encoder_ffn_embed_dim="64", decoder_ffn_embed_dim="64", dropout="0.0")
+SIZES = dict(
+    encoder_layers="1",
+    decoder_layers="1",
+    encoder_embed_dim="32",
+    decoder_embed_dim="32",
+    encoder_ffn_embed_dim="64",
+    decoder_ffn_embed_dim="64",
+    dropout="0.0",
+)
 
 
 def _save(path: Path, data_dir: Path, seed: int, **extra) -> str:
@@ -66,8 +73,11 @@ def test_raw_text_keeps_order_and_empty_lines(ckpts, toy_raw_dir):
     cfg = GenerateConfig(beam=2, max_len_b=8, chunk_size=4, max_tokens=40)  # several chunks and batches
     from nmt.generation.output import Stats
 
-    got = [(line, h) for chunk in translate_lines([loaded.model], lines, loaded.src_tok, cfg, torch.device("cpu"), Stats())
-           for line, h in chunk]
+    got = [
+        (line, h)
+        for chunk in translate_lines([loaded.model], lines, loaded.src_tok, cfg, torch.device("cpu"), Stats())
+        for line, h in chunk
+    ]
     assert [line for line, _ in got] == lines
     for line, hyps in got:
         if not line.strip():
@@ -105,11 +115,17 @@ def test_alignment_is_argmax_without_eos():
 @pytest.mark.parametrize(
     "change, flag",
     [
-        (dict(beam=0), "--beam"), (dict(beam=2, nbest=3), "--nbest"), (dict(max_tokens=0), "--max-tokens"),
-        (dict(lenpen=float("nan")), "--lenpen"), (dict(sampling=True, sampling_topp=1.5), "--sampling-topp"),
-        (dict(temperature=0.0), "--temperature"), (dict(max_len_b=-1), "--max-len-b"),
+        (dict(beam=0), "--beam"),
+        (dict(beam=2, nbest=3), "--nbest"),
+        (dict(max_tokens=0), "--max-tokens"),
+        (dict(lenpen=float("nan")), "--lenpen"),
+        (dict(sampling=True, sampling_topp=1.5), "--sampling-topp"),
+        (dict(temperature=0.0), "--temperature"),
+        (dict(max_len_b=-1), "--max-len-b"),
         (dict(sampling_topk=3), "--sampling-topk / --sampling-topp need --sampling"),
-        (dict(device="tpu"), "--device"), (dict(amp="fp8"), "--amp"), (dict(format="json"), "--format"),
+        (dict(device="tpu"), "--device"),
+        (dict(amp="fp8"), "--amp"),
+        (dict(format="json"), "--format"),
         (dict(workers=0), "--workers"),
     ],
 )
@@ -123,12 +139,41 @@ def test_cli_plain_and_fairseq_formats(ckpts, toy_raw_dir, tmp_path, monkeypatch
     src = tmp_path / "in.en"
     lines = _toy_lines(toy_raw_dir, 5)
     src.write_text("\n".join(lines[:2] + [""] + lines[2:]) + "\n", encoding="utf-8")
-    code, out, err = _cli(monkeypatch, capsys, "generate", "--path", ckpts["a"], "--input", str(src), "--beam", "3",
-                          "--max-len-b", "6", "--device", "cpu")
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        ckpts["a"],
+        "--input",
+        str(src),
+        "--beam",
+        "3",
+        "--max-len-b",
+        "6",
+        "--device",
+        "cpu",
+    )
     assert code == 0 and out.count("\n") == 6 and out.split("\n")[2] == ""
     assert "translated 6 sentences" in err and "sentences/s" in err and "tokens/s" in err
-    code, fs, _ = _cli(monkeypatch, capsys, "generate", "--path", ckpts["a"], "--input", str(src), "--beam", "3",
-                       "--nbest", "2", "--max-len-b", "6", "--format", "fairseq", "--print-alignment")
+    code, fs, _ = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        ckpts["a"],
+        "--input",
+        str(src),
+        "--beam",
+        "3",
+        "--nbest",
+        "2",
+        "--max-len-b",
+        "6",
+        "--format",
+        "fairseq",
+        "--print-alignment",
+    )
     assert code == 0
     rows = [r.split("\t") for r in fs.strip().split("\n")]
     kinds = [r[0].split("-")[0] for r in rows]
@@ -145,8 +190,9 @@ def test_cli_plain_and_fairseq_formats(ckpts, toy_raw_dir, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["raw", "split"])
-def test_quiet_keeps_stdout_clear_but_still_writes_the_output_file(ckpts, toy_raw_dir, toy_data_dir, tmp_path,
-                                                                   monkeypatch, capsys, split):
+def test_quiet_keeps_stdout_clear_but_still_writes_the_output_file(
+    ckpts, toy_raw_dir, toy_data_dir, tmp_path, monkeypatch, capsys, split
+):
     src = tmp_path / "in.en"
     src.write_text("\n".join(_toy_lines(toy_raw_dir, 4)) + "\n", encoding="utf-8")
     where = [str(toy_data_dir), "--gen-subset", "valid"] if split else ["--input", str(src)]
@@ -162,16 +208,45 @@ def test_quiet_keeps_stdout_clear_but_still_writes_the_output_file(ckpts, toy_ra
 
 def test_cli_split_reports_bleu_and_output_is_atomic(ckpts, toy_data_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "hyp.txt"
-    code, stdout, err = _cli(monkeypatch, capsys, "generate", str(toy_data_dir), "--path", ckpts["a"],
-                             "--beam", "1", "--max-len-b", "5", "--output", str(out), "--gen-subset", "valid")
+    code, stdout, err = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        str(toy_data_dir),
+        "--path",
+        ckpts["a"],
+        "--beam",
+        "1",
+        "--max-len-b",
+        "5",
+        "--output",
+        str(out),
+        "--gen-subset",
+        "valid",
+    )
     assert code == 0 and stdout == ""
     assert len(out.read_text(encoding="utf-8").split("\n")) == len(load_split(str(toy_data_dir), "valid")) + 1
     assert "BLEU = " in err and "nrefs:1|case:mixed|eff:no|tok:13a" in err
     bad = tmp_path / "bad.en"
     bad.write_bytes(b"one\ntwo\nthree\n\xfe\n")
     target = tmp_path / "never.txt"
-    code, _, err = _cli(monkeypatch, capsys, "generate", "--path", ckpts["a"], "--input", str(bad), "--beam", "1",
-                        "--chunk-size", "2", "--max-len-b", "3", "--output", str(target))
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        ckpts["a"],
+        "--input",
+        str(bad),
+        "--beam",
+        "1",
+        "--chunk-size",
+        "2",
+        "--max-len-b",
+        "3",
+        "--output",
+        str(target),
+    )
     assert code == 2 and err.strip() == f"error: {bad}: line 4 is not valid UTF-8 (byte 0)"
     assert not target.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
@@ -196,8 +271,21 @@ def test_cli_errors_exit_2_with_one_line(ckpts, toy_raw_dir, monkeypatch, capsys
 def test_long_lines_are_truncated_with_one_warning(ckpts, tmp_path, monkeypatch, capsys):
     src = tmp_path / "long.en"
     src.write_text("the cat\n" + " ".join(["the big cat eats"] * 6) + "\n" + " ".join(["a dog"] * 9) + "\n")
-    code, out, err = _cli(monkeypatch, capsys, "generate", "--path", ckpts["short"], "--input", str(src),
-                          "--beam", "2", "--max-len-b", "4", "--chunk-size", "1")
+    code, out, err = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        "--path",
+        ckpts["short"],
+        "--input",
+        str(src),
+        "--beam",
+        "2",
+        "--max-len-b",
+        "4",
+        "--chunk-size",
+        "1",
+    )
     assert code == 0 and out.count("\n") == 3
     warnings = [line for line in err.split("\n") if "truncated" in line]
     assert warnings == ["warning: 2 source sentence(s) longer than the model's 6 source positions were truncated"]
@@ -217,41 +305,113 @@ def test_run_ensemble_equals_single_model_twice(ckpts, toy_raw_dir, tmp_path):
 def test_average_checkpoints(ckpts, tmp_path, monkeypatch, capsys):
     a, b = load(ckpts["a"])["model"], load(ckpts["b"])["model"]
     out = tmp_path / "avg.pt"
-    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["a"], "--inputs", ckpts["b"],
-                        "--output", str(out))
+    code, _, err = _cli(
+        monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["a"], "--inputs", ckpts["b"], "--output", str(out)
+    )
     assert code == 0 and "averaged 2 checkpoints" in err
     avg = load(str(out))["model"]
     for k in a:
         assert torch.allclose(avg[k], (a[k] + b[k]) / 2, atol=1e-6)
     out2 = tmp_path / "avg2.pt"
-    code, _, _ = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["dir"],
-                      "--num-epoch-checkpoints", "2", "--output", str(out2))
+    code, _, _ = _cli(
+        monkeypatch,
+        capsys,
+        "average-checkpoints",
+        "--inputs",
+        ckpts["dir"],
+        "--num-epoch-checkpoints",
+        "2",
+        "--output",
+        str(out2),
+    )
     assert code == 0 and all(torch.equal(load(str(out2))["model"][k], avg[k]) for k in avg)
-    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["dir"],
-                        "--num-epoch-checkpoints", "3", "--output", str(out2))
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        "average-checkpoints",
+        "--inputs",
+        ckpts["dir"],
+        "--num-epoch-checkpoints",
+        "3",
+        "--output",
+        str(out2),
+    )
     assert code == 2 and "has only 2 such checkpoint(s)" in err
     out3 = tmp_path / "avg3.pt"  # several files after one --inputs
-    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["a"], ckpts["b"], "--output", str(out3))
+    code, _, err = _cli(
+        monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["a"], ckpts["b"], "--output", str(out3)
+    )
     assert code == 0 and "averaged 2 checkpoints" in err
     assert all(torch.equal(load(str(out3))["model"][k], avg[k]) for k in avg)
-    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", ckpts["dir"], ckpts["a"],
-                        "--num-epoch-checkpoints", "2", "--output", str(out3))
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        "average-checkpoints",
+        "--inputs",
+        ckpts["dir"],
+        ckpts["a"],
+        "--num-epoch-checkpoints",
+        "2",
+        "--output",
+        str(out3),
+    )
     assert code == 2 and "needs exactly one directory in --inputs" in err
 
 
 def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monkeypatch, capsys):
     data, ck = tmp_path / "bin", tmp_path / "ck"
-    code, _, _ = _cli(monkeypatch, capsys, "preprocess", "-s", "en", "-t", "fr", "--trainpref",
-                      str(toy_raw_dir / "train"), "--validpref", str(toy_raw_dir / "valid"), "--testpref",
-                      str(toy_raw_dir / "test"), "--destdir", str(data), "--vocab-size", "300", "--joined-dictionary")
+    code, _, _ = _cli(
+        monkeypatch,
+        capsys,
+        "preprocess",
+        "-s",
+        "en",
+        "-t",
+        "fr",
+        "--trainpref",
+        str(toy_raw_dir / "train"),
+        "--validpref",
+        str(toy_raw_dir / "valid"),
+        "--testpref",
+        str(toy_raw_dir / "test"),
+        "--destdir",
+        str(data),
+        "--vocab-size",
+        "300",
+        "--joined-dictionary",
+    )
     assert code == 0
-    train = ["train", str(data), "--arch", "transformer_tiny", "--save-dir", str(ck), "--max-update", "3",
-             "--max-tokens", "1000", "--threads", "1"] + [f"--{k.replace('_', '-')}={v}" for k, v in SIZES.items()]
+    train = [
+        "train",
+        str(data),
+        "--arch",
+        "transformer_tiny",
+        "--save-dir",
+        str(ck),
+        "--max-update",
+        "3",
+        "--max-tokens",
+        "1000",
+        "--threads",
+        "1",
+    ] + [f"--{k.replace('_', '-')}={v}" for k, v in SIZES.items()]
     code, _, _ = _cli(monkeypatch, capsys, *train)
     assert code == 0 and (ck / "checkpoint_last.pt").exists()
     hyp = tmp_path / "hyp.fr"
-    code, _, err = _cli(monkeypatch, capsys, "generate", str(data), "--path", str(ck / "checkpoint_last.pt"),
-                        "--beam", "2", "--max-len-b", "5", "--output", str(hyp))
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        "generate",
+        str(data),
+        "--path",
+        str(ck / "checkpoint_last.pt"),
+        "--beam",
+        "2",
+        "--max-len-b",
+        "5",
+        "--output",
+        str(hyp),
+    )
     assert code == 0 and "BLEU = " in err
     bleu = float(err.split("BLEU = ")[1].split()[0])
     refs = tmp_path / "ref.fr"
@@ -296,8 +456,15 @@ def test_workers_share_the_threads_and_stop_at_the_first_error(ckpts, toy_raw_di
 
     monkeypatch.setattr(generate, "translate_batch", fake)
     before = torch.get_num_threads()
-    cfg = GenerateConfig(path=ckpts["a"], input=str(src), output=str(tmp_path / "out.txt"), max_tokens=40,
-                         device="cpu", threads=2, workers=2)
+    cfg = GenerateConfig(
+        path=ckpts["a"],
+        input=str(src),
+        output=str(tmp_path / "out.txt"),
+        max_tokens=40,
+        device="cpu",
+        threads=2,
+        workers=2,
+    )
     with pytest.raises(RuntimeError, match="boom"):
         run(cfg)
     assert torch.get_num_threads() == before  # restored for the caller

@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from nmt.generation.beam import beam_search
 from nmt.config import GenerateConfig
-from nmt.models import arch_config, build_model
+from nmt.generation.beam import beam_search
 from nmt.generation.decoding import BOS, EOS, PAD, UNK, banned_ngram_tokens
 from nmt.generation.search import translate_batch
-
+from nmt.models import arch_config, build_model
 
 A, B, C, D = 4, 5, 6, 7  # ordinary target tokens of the fake models
 DEFAULT = {EOS: 0.7, A: 0.1, B: 0.1}  # unscripted prefixes (the rest of the mass spread evenly)
@@ -181,8 +180,12 @@ def test_pad_and_bos_are_never_generated():
 def test_no_repeat_ngram_blocks_repeats():
     # No EOS before the 4th token, so with beam 3 no short hypothesis fills the finished slots
     # before the repeated bigram is reached.
-    script = {(): {A: 0.9, EOS: 0.0}, (A,): {B: 0.9, EOS: 0.0}, (A, B): {A: 0.9, EOS: 0.0},
-              (A, B, A): {B: 0.8, C: 0.15, EOS: 0.04}}
+    script = {
+        (): {A: 0.9, EOS: 0.0},
+        (A,): {B: 0.9, EOS: 0.0},
+        (A, B): {A: 0.9, EOS: 0.0},
+        (A, B, A): {B: 0.8, C: 0.15, EOS: 0.04},
+    }
     for beam in (1, 3):
         plain = _run(ScriptedModel(script), GenerateConfig(beam=beam))[0][0]
         blocked = _run(ScriptedModel(script), GenerateConfig(beam=beam, no_repeat_ngram_size=2))[0][0]
@@ -319,7 +322,11 @@ def test_sampling_is_reproducible_and_topk1_is_greedy():
 def test_sampling_topp_and_topk_restrict_the_support():
     script = {(): {A: 0.5, B: 0.3, C: 0.15, EOS: 0.01}}
     rows = [[A]] * 40
-    for extra, allowed in ((dict(sampling_topk=2), {A, B}), (dict(sampling_topp=0.7), {A, B}), (dict(sampling_topp=0.4), {A})):
+    for extra, allowed in (
+        (dict(sampling_topk=2), {A, B}),
+        (dict(sampling_topp=0.7), {A, B}),
+        (dict(sampling_topp=0.4), {A}),
+    ):
         cfg = GenerateConfig(beam=1, sampling=True, seed=3, min_len=1, max_len_b=1, **extra)
         firsts = {h[0].tokens[0].item() for h in _run(ScriptedModel(script), cfg, rows=rows)}
         assert firsts == allowed
@@ -327,9 +334,21 @@ def test_sampling_topp_and_topk_restrict_the_support():
 
 def _tiny_transformer(seed: int = 0, **extra):
     torch.manual_seed(seed)
-    sizes = dict(encoder_layers="2", decoder_layers="2", encoder_embed_dim="32", decoder_embed_dim="32",
-                 encoder_ffn_embed_dim="64", decoder_ffn_embed_dim="64", encoder_attention_heads="4",
-                 decoder_attention_heads="4", dropout="0.0", max_target_positions="64") | extra
+    sizes = (
+        dict(
+            encoder_layers="2",
+            decoder_layers="2",
+            encoder_embed_dim="32",
+            decoder_embed_dim="32",
+            encoder_ffn_embed_dim="64",
+            decoder_ffn_embed_dim="64",
+            encoder_attention_heads="4",
+            decoder_attention_heads="4",
+            dropout="0.0",
+            max_target_positions="64",
+        )
+        | extra
+    )
     return build_model(arch_config("transformer_tiny", sizes), 40, 40, True).eval()
 
 
@@ -395,8 +414,13 @@ def test_real_model_greedy_equals_beam_one_and_reference(arch):
         model = _tiny_transformer(seed=3)
     else:
         torch.manual_seed(3)
-        sizes = dict(encoder_embed_dim="16", encoder_hidden_size="24", decoder_embed_dim="16",
-                     decoder_hidden_size="24", dropout="0.0")
+        sizes = dict(
+            encoder_embed_dim="16",
+            encoder_hidden_size="24",
+            decoder_embed_dim="16",
+            decoder_hidden_size="24",
+            dropout="0.0",
+        )
         model = build_model(arch_config(arch, sizes), 40, 40, True).eval()
     cfg = GenerateConfig(beam=1, max_len_b=10)
     greedy = _run(model, cfg, rows=SRC_ROWS)

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from nmt.config import LSTMConfig
+from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model, select_batch
 from nmt.models.lstm import layer_map, reverse_index
 from nmt.registry import ARCHS
-from nmt.data.tokenizer import BOS, EOS, PAD
 
 LSTM_ARCHS = sorted(a for a in ARCHS if a.startswith("lstm"))
 V = 24
@@ -134,8 +134,13 @@ def test_bridges_and_layer_counts(bridge, bidirectional, enc_layers, bridge_laye
     he = 16 * (2 if bidirectional else 1)
     hd = {"concat": he, "average": 16, "linear": 12, "zero": 12}[bridge]
     model = tiny(
-        "lstm_luong", bridge=bridge, encoder_bidirectional=bidirectional, encoder_layers=enc_layers,
-        decoder_layers=2, decoder_hidden_size=hd, bridge_layers=bridge_layers,
+        "lstm_luong",
+        bridge=bridge,
+        encoder_bidirectional=bidirectional,
+        encoder_layers=enc_layers,
+        decoder_layers=2,
+        decoder_hidden_size=hd,
+        bridge_layers=bridge_layers,
     ).train()
     src, mask, tgt = batch()
     memory = model.encoder(src, mask)
@@ -257,8 +262,14 @@ def test_teacher_forcing_ratio(arch):
 
 def test_lstm_luong_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    model = tiny("lstm_luong", dropout=0.0, encoder_hidden_size=32, decoder_hidden_size=32,
-                 encoder_embed_dim=16, decoder_embed_dim=16).train()
+    model = tiny(
+        "lstm_luong",
+        dropout=0.0,
+        encoder_hidden_size=32,
+        decoder_hidden_size=32,
+        encoder_embed_dim=16,
+        decoder_embed_dim=16,
+    ).train()
     g = torch.Generator().manual_seed(1)
     lens = [3, 4, 5, 6, 3, 4, 5, 6]
     src = torch.full((8, 7), PAD)

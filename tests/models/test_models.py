@@ -11,13 +11,13 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import shrink
 
 import nmt.models as M
+from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import UserError
 from nmt.models import layers as L
 from nmt.registry import ARCHS
-from nmt.data.tokenizer import BOS, EOS, PAD
-from helpers import shrink
 
 SRC_V, TGT_V = 41, 37  # different sizes catch source/target mix-ups
 ATOL = 1e-5
@@ -244,6 +244,7 @@ def test_full_size_arch_builds(arch):
 
 def transformer_params(cfg, V: int) -> int:
     """Hand count for a joined vocab of V words (sinusoidal positions unless learned_pos)."""
+
     def attn(d, kdim):  # q (d->d) + k, v (kdim->d) + out (d->d), with biases
         return (d * d + d) + 2 * (kdim * d + d) + (d * d + d)
 
@@ -269,8 +270,12 @@ def transformer_params(cfg, V: int) -> int:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"share_all_embeddings": True}, {"share_decoder_input_output_embed": True},
-     {"normalize_before": True, "learned_pos": True}],
+    [
+        {},
+        {"share_all_embeddings": True},
+        {"share_decoder_input_output_embed": True},
+        {"normalize_before": True, "learned_pos": True},
+    ],
 )
 def test_transformer_base_parameter_count(overrides):
     cfg = dataclasses.replace(ARCHS["transformer_base"](), **overrides)

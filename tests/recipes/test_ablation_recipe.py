@@ -15,8 +15,10 @@ from nmt.flags import parse_train_args
 from nmt.models import arch_config
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "seq2seq_ablation.sh"
-ALL = ("baseline bi_concat bi_average bi_linear reversed no_packing tied qkv additive multihead "
-       "layers_4_vs_2 transformer_tiny").split()
+ALL = (
+    "baseline bi_concat bi_average bi_linear reversed no_packing tied qkv additive multihead "
+    "layers_4_vs_2 transformer_tiny"
+).split()
 # A fake nmt: records its argv; train logs what the real one logs (sizes, a validation, "done in")
 # and leaves checkpoint_best.pt, failing instead for the variant named in $FAIL_DIR; generate
 # writes one line per input line; score prints a BLEU derived from the system file's name.
@@ -62,10 +64,18 @@ def run(tmp: Path, **env: str) -> subprocess.CompletedProcess:
     fake.parent.mkdir(exist_ok=True)
     fake.write_text(FAKE)
     fake.chmod(0o755)
-    base = {"PATH": os.environ["PATH"], "HOME": str(tmp), "FAKE_LOG": str(tmp / "calls.jsonl"), "NMT": str(fake),
-            "PYTHON": sys.executable, "WORK": str(tmp / "work"), "OUT": str(tmp / "lstm.md")}
-    return subprocess.run(["bash", str(RECIPE)], cwd=tmp, env={**base, **env}, capture_output=True, text=True,
-                          timeout=120)
+    base = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp),
+        "FAKE_LOG": str(tmp / "calls.jsonl"),
+        "NMT": str(fake),
+        "PYTHON": sys.executable,
+        "WORK": str(tmp / "work"),
+        "OUT": str(tmp / "lstm.md"),
+    }
+    return subprocess.run(
+        ["bash", str(RECIPE)], cwd=tmp, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def calls(tmp: Path, command: str) -> list[list[str]]:
@@ -80,12 +90,15 @@ def test_header_and_strict_mode():
     assert os.access(RECIPE, os.X_OK) and text.startswith("#!/usr/bin/env bash\n#") and "\nset -euo pipefail\n" in text
 
 
-@pytest.mark.parametrize("env, message", [
-    ({}, "error: set NMT_DATA_DIR"),
-    ({"VARIANTS": "baseline tranformer"}, "error: unknown variant 'tranformer'"),
-    ({"BUDGET": "0"}, "error: BUDGET must be a positive integer"),
-    ({"MAX_TOKENS": "4k"}, "error: MAX_TOKENS must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({}, "error: set NMT_DATA_DIR"),
+        ({"VARIANTS": "baseline tranformer"}, "error: unknown variant 'tranformer'"),
+        ({"BUDGET": "0"}, "error: BUDGET must be a positive integer"),
+        ({"MAX_TOKENS": "4k"}, "error: MAX_TOKENS must be a positive integer"),
+    ],
+)
 def test_bad_settings_exit_2_with_one_line_before_any_work(tmp_path, env, message):
     if env:  # every case but the first has the data
         env = {"NMT_DATA_DIR": str(data_dir(tmp_path)), **env}
@@ -115,16 +128,22 @@ def test_every_variant_trains_with_real_flags_and_the_same_budget(tmp_path):
     assert archs[ALL.index("no_packing")] == ("lstm_seq2seq", {"pack": "false"})
     assert archs[ALL.index("layers_4_vs_2")] == ("lstm_seq2seq", {"encoder_layers": "4", "decoder_layers": "2"})
     gens = calls(tmp_path, "generate")
-    assert all(g[g.index("--beam") + 1] == "5" and g[g.index("--path") + 1].endswith("/checkpoint_best.pt") for g in gens)
+    assert all(
+        g[g.index("--beam") + 1] == "5" and g[g.index("--path") + 1].endswith("/checkpoint_best.pt") for g in gens
+    )
     table = (tmp_path / "lstm.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [r.split(" | ")[0][2:] for r in rows] == ALL
     n = len("baseline")
-    assert rows[0] == f"| baseline | {1000 * n:,} | {2000 * n:,} | {3500 * n:,} | 300 | {n + 0.25:.2f} | {10 + n / 8:.2f} | " \
-                      f"{rows[0].rsplit(' | ', 1)[1]}"
+    assert (
+        rows[0]
+        == f"| baseline | {1000 * n:,} | {2000 * n:,} | {3500 * n:,} | 300 | {n + 0.25:.2f} | {10 + n / 8:.2f} | "
+        f"{rows[0].rsplit(' | ', 1)[1]}"
+    )
     assert "BUDGET=300" in table and "LR=2e-3" in table and "en->fr" in table
-    commit = subprocess.run(["git", "-C", str(RECIPE.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(RECIPE.parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     assert (f"seq2seq_ablation.sh` at commit {commit}\n" in table) if commit else ("` at commit" not in table)
 
 
@@ -132,8 +151,11 @@ def test_rerun_keeps_finished_variants_and_redoes_the_interrupted_one(tmp_path):
     d = str(data_dir(tmp_path))
     proc = run(tmp_path, NMT_DATA_DIR=d, VARIANTS="baseline tied additive", FAIL_DIR="tied")
     logs = tmp_path / "work" / "logs"
-    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == \
-        f"error: training tied stopped (exit 1, see {logs}/tied.log); a re-run resumes it"
+    assert (
+        proc.returncode == 2
+        and proc.stderr.splitlines()[-1]
+        == f"error: training tied stopped (exit 1, see {logs}/tied.log); a re-run resumes it"
+    )
     assert not (tmp_path / "lstm.md").exists()
     assert (logs / "baseline.done").exists() and not (logs / "tied.done").exists()
     assert (logs / "tied.seconds").exists()  # the interrupted run's time is kept

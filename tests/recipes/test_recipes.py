@@ -28,9 +28,13 @@ from nmt.registry import ARCHS
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 ALL = ["quickstart.sh", "multi30k.sh", "iwslt14_de_en.sh", "wmt14_en_de.sh"]
 DEAD = "http://127.0.0.1:9"  # nothing listens there: curl fails at once
-WMT_ARCHIVES = {"WMT14_EUROPARL_URL": "training-parallel-europarl-v7.tgz", "WMT14_COMMONCRAWL_URL":
-                "training-parallel-commoncrawl.tgz", "WMT14_NEWS_COMMENTARY_URL": "training-parallel-nc-v9.tgz",
-                "WMT14_DEV_URL": "dev.tgz", "WMT14_TEST_URL": "test-full.tgz"}
+WMT_ARCHIVES = {
+    "WMT14_EUROPARL_URL": "training-parallel-europarl-v7.tgz",
+    "WMT14_COMMONCRAWL_URL": "training-parallel-commoncrawl.tgz",
+    "WMT14_NEWS_COMMENTARY_URL": "training-parallel-nc-v9.tgz",
+    "WMT14_DEV_URL": "dev.tgz",
+    "WMT14_TEST_URL": "test-full.tgz",
+}
 WMT_DEAD = {var: f"{DEAD}/{name}" for var, name in WMT_ARCHIVES.items()}  # same names, nothing behind them
 FAKE = f"""#!{sys.executable}
 import json, os, sys
@@ -47,10 +51,22 @@ def run(tmp: Path, script: str, *args: str, **env: str) -> subprocess.CompletedP
     for name in ("nmt", "torchrun"):
         write_lines(bin_dir / name, [FAKE])
         (bin_dir / name).chmod(0o755)
-    base = {"PATH": os.environ["PATH"], "HOME": str(tmp), "FAKE_LOG": str(tmp / "calls.jsonl"),
-            "NMT": str(bin_dir / "nmt"), "TORCHRUN": str(bin_dir / "torchrun"), "WORK": str(tmp / "work")}
-    return subprocess.run(["bash", str(RECIPES / script), *args], cwd=tmp, env={**base, **env},
-                          capture_output=True, text=True, timeout=120)
+    base = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp),
+        "FAKE_LOG": str(tmp / "calls.jsonl"),
+        "NMT": str(bin_dir / "nmt"),
+        "TORCHRUN": str(bin_dir / "torchrun"),
+        "WORK": str(tmp / "work"),
+    }
+    return subprocess.run(
+        ["bash", str(RECIPES / script), *args],
+        cwd=tmp,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def calls(tmp: Path) -> list[list[str]]:
@@ -95,7 +111,7 @@ def train_argv(tmp: Path) -> list[str]:
     """The argv after `train` of the single training call, whichever launcher ran it."""
     trains = [c for c in calls(tmp) if "train" in c]
     assert len(trains) == 1, calls(tmp)
-    return trains[0][trains[0].index("train") + 1:]
+    return trains[0][trains[0].index("train") + 1 :]
 
 
 # ------------------------------------------------------------------ every recipe
@@ -109,19 +125,43 @@ def test_bash_syntax_strict_mode_and_header(script):
         assert "NOT RUN in this project" in text and "Published reference" in text
 
 
-BAD = [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["en", "xx"])] + \
-    [("iwslt14_de_en.sh", a, {}, "usage: ") for a in (["de"], ["de", "fr"], ["en", "en"], ["de", "en", "x"])] + \
-    [("wmt14_en_de.sh", a, {}, "usage: ") for a in (["en", "de"], ["--fast"])] + \
-    [("iwslt14_de_en.sh", [], env, f"error: {word}") for env, word in [
-        ({"EPOCHS": "ten"}, "EPOCHS"), ({"DEVICE": "tpu"}, "DEVICE"), ({"EPOCHS": "3", "AVG": "5"}, "AVG=5")]] + \
-    [("multi30k.sh", ["en", "de"], env, f"error: {word}") for env, word in [
-        ({"HOURS": "0"}, "HOURS"), ({"HOURS": "1h"}, "HOURS"), ({"EPOCHS": "ten"}, "EPOCHS"),
-        ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"), ({"LENPEN": "-1"}, "LENPEN"), ({"AMP": "fp16"}, "AMP"), ({"TRIM": "yes"}, "TRIM"),
-        ({"WD": "-0.1"}, "WD"), ({"SAMPLES": "three"}, "SAMPLES")]] + \
-    [("wmt14_en_de.sh", [], env, f"error: {word}") for env, word in [
-        ({"ARCH": "transformer_huge"}, "ARCH"), ({"AMP": "fp8"}, "AMP"), ({"GPUS": "0"}, "GPUS"),
-        ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
-        ({"NNODES": "2", "NODE_RANK": "2", "MASTER_ADDR": "h"}, "NODE_RANK")]]
+BAD = (
+    [("multi30k.sh", a, {}, "usage: ") for a in ([], ["en"], ["en", "en"], ["en", "xx"])]
+    + [("iwslt14_de_en.sh", a, {}, "usage: ") for a in (["de"], ["de", "fr"], ["en", "en"], ["de", "en", "x"])]
+    + [("wmt14_en_de.sh", a, {}, "usage: ") for a in (["en", "de"], ["--fast"])]
+    + [
+        ("iwslt14_de_en.sh", [], env, f"error: {word}")
+        for env, word in [
+            ({"EPOCHS": "ten"}, "EPOCHS"),
+            ({"DEVICE": "tpu"}, "DEVICE"),
+            ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"),
+        ]
+    ]
+    + [
+        ("multi30k.sh", ["en", "de"], env, f"error: {word}")
+        for env, word in [
+            ({"HOURS": "0"}, "HOURS"),
+            ({"HOURS": "1h"}, "HOURS"),
+            ({"EPOCHS": "ten"}, "EPOCHS"),
+            ({"EPOCHS": "3", "AVG": "5"}, "AVG=5"),
+            ({"LENPEN": "-1"}, "LENPEN"),
+            ({"AMP": "fp16"}, "AMP"),
+            ({"TRIM": "yes"}, "TRIM"),
+            ({"WD": "-0.1"}, "WD"),
+            ({"SAMPLES": "three"}, "SAMPLES"),
+        ]
+    ]
+    + [
+        ("wmt14_en_de.sh", [], env, f"error: {word}")
+        for env, word in [
+            ({"ARCH": "transformer_huge"}, "ARCH"),
+            ({"AMP": "fp8"}, "AMP"),
+            ({"GPUS": "0"}, "GPUS"),
+            ({"NNODES": "2"}, "NNODES=2 needs MASTER_ADDR"),
+            ({"NNODES": "2", "NODE_RANK": "2", "MASTER_ADDR": "h"}, "NODE_RANK"),
+        ]
+    ]
+)
 
 
 @pytest.mark.parametrize("script, args, env, start", BAD)
@@ -130,11 +170,14 @@ def test_wrong_arguments_or_settings_exit_2_before_doing_anything(tmp_path, scri
     assert not (tmp_path / "work").exists() and calls(tmp_path) == []
 
 
-@pytest.mark.parametrize("script, args, env", [
-    ("multi30k.sh", ["en", "de"], {"MULTI30K_URL": DEAD}),
-    ("iwslt14_de_en.sh", [], {"IWSLT14_URL": f"{DEAD}/de-en.tgz"}),
-    ("wmt14_en_de.sh", [], WMT_DEAD),
-])
+@pytest.mark.parametrize(
+    "script, args, env",
+    [
+        ("multi30k.sh", ["en", "de"], {"MULTI30K_URL": DEAD}),
+        ("iwslt14_de_en.sh", [], {"IWSLT14_URL": f"{DEAD}/de-en.tgz"}),
+        ("wmt14_en_de.sh", [], WMT_DEAD),
+    ],
+)
 def test_unreachable_download_fails_with_one_line_and_leaves_no_file(tmp_path, script, args, env):
     proc = run(tmp_path, script, *args, SACREBLEU="", **env)
     assert proc.returncode == 2, proc.stderr
@@ -155,8 +198,13 @@ def test_missing_curl_is_one_error_line(tmp_path):
     assert line == "error: 'curl' is required but was not found on PATH" and files_under(tmp_path / "work") == []
 
 
-@pytest.mark.parametrize("short, missing, expect", [
-    ("valid.de", "", r"m30k/valid\.de has 1013 lines, Multi30k valid has 1014"), ("", "test2016.de", r"test2016\.de is missing")])
+@pytest.mark.parametrize(
+    "short, missing, expect",
+    [
+        ("valid.de", "", r"m30k/valid\.de has 1013 lines, Multi30k valid has 1014"),
+        ("", "test2016.de", r"test2016\.de is missing"),
+    ],
+)
 def test_multi30k_local_copy_is_checked(tmp_path, short, missing, expect):
     local = tmp_path / "m30k"  # right sizes but one file short by a line, or one file missing
     for split, n in {"train": 29000, "valid": 1014, "test2016": 1000}.items():
@@ -183,7 +231,11 @@ def epoch_checkpoints(tmp: Path, epochs: range) -> None:
     """What a training that kept these epochs leaves in the recipe's checkpoint dir (the fake nmt trains nothing)."""
     ckpt = tmp / "work" / "ckpt"
     ckpt.mkdir(parents=True, exist_ok=True)
-    for name in [f"checkpoint{e}.pt" for e in epochs] + ["checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_init.pt"]:
+    for name in [f"checkpoint{e}.pt" for e in epochs] + [
+        "checkpoint_last.pt",
+        "checkpoint_best.pt",
+        "checkpoint_init.pt",
+    ]:
         (ckpt / name).write_bytes(b"")
 
 
@@ -192,24 +244,47 @@ def test_multi30k_trains_on_a_time_budget_and_runs_every_step(tmp_path):
     epoch_checkpoints(tmp_path, range(44, 54))
     proc = run(tmp_path, "multi30k.sh", "en", "fr", NMT_DATA_DIR=str(local), HOURS="0.5")
     assert proc.returncode == 0, proc.stderr
-    assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train", "average-checkpoints", "generate", "score",
-                                                "score", "visualize-attn"]
+    assert [c[1] for c in calls(tmp_path)] == [
+        "preprocess",
+        "train",
+        "average-checkpoints",
+        "generate",
+        "score",
+        "score",
+        "visualize-attn",
+    ]
     cfg, model = parse_train_args(train_argv(tmp_path))
     o = cfg.optim
-    assert (cfg.arch, cfg.stop_time_hours, cfg.max_epoch, cfg.keep_last_epochs, cfg.eval_bleu, o.optimizer, o.lr,
-            o.weight_decay) == ("transformer_multi30k", 0.5, 100, 10, True, "adamw", 3e-3, 0.03)
+    assert (
+        cfg.arch,
+        cfg.stop_time_hours,
+        cfg.max_epoch,
+        cfg.keep_last_epochs,
+        cfg.eval_bleu,
+        o.optimizer,
+        o.lr,
+        o.weight_decay,
+    ) == ("transformer_multi30k", 0.5, 100, 10, True, "adamw", 3e-3, 0.03)
     pre = preprocess_argv(tmp_path)
     assert pre[pre.index("--subword-samples") + 1] == "3"  # subword regularization by default
     assert model == {"share_all_embeddings": "true", "dropout": "0.2"}
     flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
-    assert cfg.amp == ("bf16" if flags & {"amx_bf16", "avx512_bf16"} else "none")  # AMP=auto: bf16 where the CPU multiplies it in hardware
+    assert cfg.amp == (
+        "bf16" if flags & {"amx_bf16", "avx512_bf16"} else "none"
+    )  # AMP=auto: bf16 where the CPU multiplies it in hardware
     assert cfg.full_logits == ("avx512_bf16" in flags and "amx_bf16" not in flags)  # products are slow there
 
 
 def test_multi30k_passes_preprocess_args(tmp_path):
     epoch_checkpoints(tmp_path, range(1, 6))
-    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
-               PREPROCESS_ARGS="--subword-samples 3 --subword-alpha 0.5")
+    proc = run(
+        tmp_path,
+        "multi30k.sh",
+        "en",
+        "de",
+        NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
+        PREPROCESS_ARGS="--subword-samples 3 --subword-alpha 0.5",
+    )
     assert proc.returncode == 0, proc.stderr
     pre = [c for c in calls(tmp_path) if c[1] == "preprocess"]
     assert len(pre) == 1 and pre[0][-4:] == ["--subword-samples", "3", "--subword-alpha", "0.5"]
@@ -217,8 +292,9 @@ def test_multi30k_passes_preprocess_args(tmp_path):
 
 def test_multi30k_samples_and_weight_decay_can_be_turned_off(tmp_path):
     epoch_checkpoints(tmp_path, range(1, 6))
-    proc = run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))),
-               SAMPLES="0", WD="0")
+    proc = run(
+        tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en", "de"))), SAMPLES="0", WD="0"
+    )
     assert proc.returncode == 0, proc.stderr
     pre = preprocess_argv(tmp_path)
     assert pre[pre.index("--subword-samples") + 1] == "0"
@@ -244,9 +320,17 @@ def test_multi30k_amp_setting_reaches_training(tmp_path, amp):
     assert (cfg.amp, cfg.full_logits) == (amp, False)
 
 
-@pytest.mark.parametrize("epochs, avg, expect", [
-    (range(44, 54), "10", 10), (range(15, 25), "10", 5), (range(13, 23), "10", 4), (range(1, 3), "10", 1),
-    (range(1, 2), "10", 1), (range(91, 101), "3", 3)])
+@pytest.mark.parametrize(
+    "epochs, avg, expect",
+    [
+        (range(44, 54), "10", 10),
+        (range(15, 25), "10", 5),
+        (range(13, 23), "10", 4),
+        (range(1, 3), "10", 1),
+        (range(1, 2), "10", 1),
+        (range(91, 101), "3", 3),
+    ],
+)
 def test_multi30k_averages_the_last_fifth_of_the_epochs(tmp_path, epochs, avg, expect):
     local = m30k_copy(tmp_path, ("en", "de"))
     epoch_checkpoints(tmp_path, epochs)
@@ -274,12 +358,21 @@ def iwslt_files(n_text: int = 230) -> dict[str, list[str]]:
     files = {}
     for lang, word in {"de": "Über Satz", "en": "Sentence"}.items():
         files[f"de-en/train.tags.de-en.{lang}"] = [
-            "<url>http://example.org/talk</url>", "<keywords>a</keywords>", "<speaker>A</speaker>", "<talkid>1</talkid>",
-            f"<title>{word} Title</title>", f"<description>{word} Summary</description>",
-            *(f"  {word} {i} " for i in range(n_text))]
+            "<url>http://example.org/talk</url>",
+            "<keywords>a</keywords>",
+            "<speaker>A</speaker>",
+            "<talkid>1</talkid>",
+            f"<title>{word} Title</title>",
+            f"<description>{word} Summary</description>",
+            *(f"  {word} {i} " for i in range(n_text)),
+        ]
         for k, name in enumerate(IWSLT_TESTS):  # 5 x 1350 = 6750 lines, the real test set's size
-            files[f"de-en/{name}.de-en.{lang}.xml"] = ['<doc docid="1">', f"<talkid>{k}</talkid>", *(
-                f'<seg id="{i + 1}"> {word} T{k}-{i} </seg>' for i in range(1350)), "</doc>"]
+            files[f"de-en/{name}.de-en.{lang}.xml"] = [
+                '<doc docid="1">',
+                f"<talkid>{k}</talkid>",
+                *(f'<seg id="{i + 1}"> {word} T{k}-{i} </seg>' for i in range(1350)),
+                "</doc>",
+            ]
     return files
 
 
@@ -304,9 +397,20 @@ def test_iwslt_prepares_the_splits_and_calls_nmt_with_real_flags(tmp_path, layou
 
     cfg, model = parse_train_args(train_argv(tmp_path))
     o = cfg.optim
-    assert (cfg.arch, cfg.max_epoch, cfg.max_tokens, cfg.eval_bleu, cfg.best_checkpoint_metric, cfg.label_smoothing,
-            o.optimizer, o.lr, o.adam_betas, o.lr_scheduler, o.warmup_updates, o.weight_decay) == \
-        ("transformer_iwslt_de_en", 3, 4096, True, "bleu", 0.1, "adamw", 5e-4, (0.9, 0.98), "inverse_sqrt", 4000, 1e-4)
+    assert (
+        cfg.arch,
+        cfg.max_epoch,
+        cfg.max_tokens,
+        cfg.eval_bleu,
+        cfg.best_checkpoint_metric,
+        cfg.label_smoothing,
+        o.optimizer,
+        o.lr,
+        o.adam_betas,
+        o.lr_scheduler,
+        o.warmup_updates,
+        o.weight_decay,
+    ) == ("transformer_iwslt_de_en", 3, 4096, True, "bleu", 0.1, "adamw", 5e-4, (0.9, 0.98), "inverse_sqrt", 4000, 1e-4)
     assert model == {"share_decoder_input_output_embed": "true", "dropout": "0.3"}
     names = [c[1] for c in calls(tmp_path)]
     assert names == ["preprocess", "train", "average-checkpoints", "generate", "score"]
@@ -321,23 +425,39 @@ def test_iwslt_prepares_the_splits_and_calls_nmt_with_real_flags(tmp_path, layou
 def wmt_archives(root: Path) -> Path:
     def pair(stem: str, n: int) -> dict[str, list[str]]:
         return {f"{stem}.en": [f"{stem} en {i}" for i in range(n)], f"{stem}.de": [f"{stem} de {i}" for i in range(n)]}
-    make_tgz(root / "training-parallel-europarl-v7.tgz",
-             {f"training/{k}": v for k, v in {**pair("europarl-v7.de-en", 40), **pair("europarl-v7.fr-en", 3)}.items()})
+
+    make_tgz(
+        root / "training-parallel-europarl-v7.tgz",
+        {f"training/{k}": v for k, v in {**pair("europarl-v7.de-en", 40), **pair("europarl-v7.fr-en", 3)}.items()},
+    )
     make_tgz(root / "training-parallel-commoncrawl.tgz", pair("commoncrawl.de-en", 30))
-    make_tgz(root / "training-parallel-nc-v9.tgz",
-             {f"training/{k}": v for k, v in pair("news-commentary-v9.de-en", 20).items()})
+    make_tgz(
+        root / "training-parallel-nc-v9.tgz",
+        {f"training/{k}": v for k, v in pair("news-commentary-v9.de-en", 20).items()},
+    )
     make_tgz(root / "dev.tgz", {f"dev/{k}": v for k, v in pair("newstest2013", 3000).items()})
-    sgm = {lang: ['<srcset setid="newstest2014">', '<doc docid="d1">'] +
-           [f'<seg id="{i + 1}">test {lang} {i} </seg>' for i in range(3003)] + ["</doc>", "</srcset>"]
-           for lang in ("en", "de")}
-    make_tgz(root / "test-full.tgz", {"test-full/newstest2014-deen-src.en.sgm": sgm["en"],
-                                      "test-full/newstest2014-deen-ref.de.sgm": sgm["de"]})
+    sgm = {
+        lang: ['<srcset setid="newstest2014">', '<doc docid="d1">']
+        + [f'<seg id="{i + 1}">test {lang} {i} </seg>' for i in range(3003)]
+        + ["</doc>", "</srcset>"]
+        for lang in ("en", "de")
+    }
+    make_tgz(
+        root / "test-full.tgz",
+        {"test-full/newstest2014-deen-src.en.sgm": sgm["en"], "test-full/newstest2014-deen-ref.de.sgm": sgm["de"]},
+    )
     return root
 
 
-@pytest.mark.parametrize("env, freq, lr, dropout, avg", [
-    ({"GPUS": "8"}, 16, 1e-3, "0.3", 10), ({"GPUS": "1"}, 128, 1e-3, "0.3", 10), ({"GPUS": "3"}, 43, 1e-3, "0.3", 10),
-    ({"GPUS": "4", "ARCH": "transformer_base", "AMP": "bf16"}, 2, 7e-4, "0.1", 5)])
+@pytest.mark.parametrize(
+    "env, freq, lr, dropout, avg",
+    [
+        ({"GPUS": "8"}, 16, 1e-3, "0.3", 10),
+        ({"GPUS": "1"}, 128, 1e-3, "0.3", 10),
+        ({"GPUS": "3"}, 43, 1e-3, "0.3", 10),
+        ({"GPUS": "4", "ARCH": "transformer_base", "AMP": "bf16"}, 2, 7e-4, "0.1", 5),
+    ],
+)
 def test_wmt_prepares_the_data_and_sizes_the_batch(tmp_path, env, freq, lr, dropout, avg):
     proc = run(tmp_path, "wmt14_en_de.sh", NMT_DATA_DIR=str(wmt_archives(tmp_path / "local")), **env)
     assert proc.returncode == 0, proc.stderr
@@ -352,10 +472,18 @@ def test_wmt_prepares_the_data_and_sizes_the_batch(tmp_path, env, freq, lr, drop
     launch = next(c for c in calls(tmp_path) if c[0] == "torchrun")
     assert launch[1:7] == ["--standalone", "--nproc_per_node", env["GPUS"], "-m", "nmt", "train"]
     cfg, model = parse_train_args(train_argv(tmp_path))
-    assert (cfg.arch, cfg.update_freq, cfg.max_tokens, cfg.amp) == \
-        (env.get("ARCH", "transformer_big"), freq, 3584, env.get("AMP", "fp16"))
-    assert (cfg.optim.lr, cfg.optim.warmup_updates, cfg.optim.warmup_init_lr, cfg.keep_interval_updates) == \
-        (lr, 4000, 1e-7, avg)
+    assert (cfg.arch, cfg.update_freq, cfg.max_tokens, cfg.amp) == (
+        env.get("ARCH", "transformer_big"),
+        freq,
+        3584,
+        env.get("AMP", "fp16"),
+    )
+    assert (cfg.optim.lr, cfg.optim.warmup_updates, cfg.optim.warmup_init_lr, cfg.keep_interval_updates) == (
+        lr,
+        4000,
+        1e-7,
+        avg,
+    )
     assert model == {"share_all_embeddings": "true", "dropout": dropout}
     avg_call = next(c for c in calls(tmp_path) if c[1] == "average-checkpoints")
     assert avg_call[avg_call.index("--num-update-checkpoints") + 1] == str(avg)
@@ -370,8 +498,17 @@ def test_wmt_second_node_joins_the_rendezvous_and_only_trains(tmp_path):
     proc = run(tmp_path, "wmt14_en_de.sh", GPUS="8", NNODES="2", NODE_RANK="1", MASTER_ADDR="h0", MASTER_PORT="1234")
     assert proc.returncode == 0, proc.stderr
     launch = calls(tmp_path)[1]
-    assert launch[:9] == ["torchrun", "--nnodes", "2", "--node_rank", "1", "--rdzv_endpoint", "h0:1234",
-                          "--nproc_per_node", "8"]
+    assert launch[:9] == [
+        "torchrun",
+        "--nnodes",
+        "2",
+        "--node_rank",
+        "1",
+        "--rdzv_endpoint",
+        "h0:1234",
+        "--nproc_per_node",
+        "8",
+    ]
     assert parse_train_args(train_argv(tmp_path))[0].update_freq == 8 and len(calls(tmp_path)) == 2
 
 
@@ -382,12 +519,19 @@ def test_wmt_takes_the_test_sets_from_sacrebleu(tmp_path, fail):
     for name in list(WMT_ARCHIVES.values())[:3]:  # the training corpora are already downloaded
         (orig / name).write_bytes((local / name).read_bytes())
     fake = tmp_path / "sacrebleu"  # called as: -t SET -l en-de --echo FIELD
-    write_lines(fake, ["#!/usr/bin/env bash", "n=3000; [[ $2 == wmt14/full ]] && n=3003",
-                       '[[ -z "$SB_FAIL" ]] || { echo fetching >&2; echo "no network" >&2; exit 1; }',
-                       'for ((i = 0; i < n; i++)); do echo "$2 $6 $i"; done'])
+    write_lines(
+        fake,
+        [
+            "#!/usr/bin/env bash",
+            "n=3000; [[ $2 == wmt14/full ]] && n=3003",
+            '[[ -z "$SB_FAIL" ]] || { echo fetching >&2; echo "no network" >&2; exit 1; }',
+            'for ((i = 0; i < n; i++)); do echo "$2 $6 $i"; done',
+        ],
+    )
     fake.chmod(0o755)
-    proc = run(tmp_path, "wmt14_en_de.sh", SACREBLEU=str(fake), SB_FAIL="1" if fail else "", PREPARE_ONLY="1",
-               **WMT_DEAD)
+    proc = run(
+        tmp_path, "wmt14_en_de.sh", SACREBLEU=str(fake), SB_FAIL="1" if fail else "", PREPARE_ONLY="1", **WMT_DEAD
+    )
     raw = tmp_path / "work" / "raw"
     if fail:
         assert one_error_line(proc).startswith("error: sacrebleu cannot fetch wmt13 en-de (no network)")
@@ -403,14 +547,17 @@ def test_wmt_takes_the_test_sets_from_sacrebleu(tmp_path, fail):
 def test_every_flag_the_recipes_pass_exists(script):
     text = re.sub(r"\\\n\s*", " ", (RECIPES / script).read_text())  # continuation lines joined
     found = re.findall(r"(?:\$NMT|\$RUN_NMT|-m nmt)\s+([a-z-]+)\b([^\n|]*)", text)  # (command, rest of line)
-    options = {name: {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
-               for name, cmd in typer.main.get_command(app).commands.items()}
+    options = {
+        name: {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+        for name, cmd in typer.main.get_command(app).commands.items()
+    }
     trains = [rest for cmd, rest in found if cmd == "train"]
     assert len(trains) == 1, found
     arch = re.search(r"--arch\s+(\S+)", trains[0]).group(1)  # a variable ("$ARCH"): any registered arch
     archs = list(ARCHS) if "$" in arch else [arch]
-    valid = {f.name for cls in (C.TrainConfig, C.OptimConfig) for f in dataclasses.fields(cls)} | \
-        {f.name for a in archs for f in dataclasses.fields(arch_config(a))}
+    valid = {f.name for cls in (C.TrainConfig, C.OptimConfig) for f in dataclasses.fields(cls)} | {
+        f.name for a in archs for f in dataclasses.fields(arch_config(a))
+    }
     flags = re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", trains[0])
     assert len(flags) >= 8
     unknown = [f for f in flags if f.replace("-", "_") not in valid]

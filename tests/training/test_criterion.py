@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nmt.data.tokenizer import PAD
 from nmt.training import criterion
 from nmt.training.criterion import (
     cross_entropy,
@@ -14,7 +15,6 @@ from nmt.training.criterion import (
     token_losses,
     token_losses_from_features,
 )
-from nmt.data.tokenizer import PAD
 
 
 def test_eps_zero_equals_torch_cross_entropy():

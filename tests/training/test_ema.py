@@ -4,10 +4,10 @@ import json
 
 import pytest
 import torch
+from test_loop import _args, _run
 
 from nmt import checkpoint as ckpt
 from nmt.training.ema import ema_weight, make_average, update_average
-from test_loop import _args, _run
 
 
 def test_ema_weight_copies_until_the_start_update_then_moves_by_one_minus_decay():
@@ -43,8 +43,23 @@ def test_update_average_interpolates_parameters_and_copies_buffers():
 
 def test_saved_average_follows_the_recurrence_update_by_update(toy_data_dir, tmp_path):
     decay = 0.9
-    assert _run(_args(toy_data_dir, tmp_path, "--max-update", "4", "--save-interval-updates", "1",
-                      "--ema-decay", str(decay), "--ema-start-update", "2")) == 0
+    assert (
+        _run(
+            _args(
+                toy_data_dir,
+                tmp_path,
+                "--max-update",
+                "4",
+                "--save-interval-updates",
+                "1",
+                "--ema-decay",
+                str(decay),
+                "--ema-start-update",
+                "2",
+            )
+        )
+        == 0
+    )
     saved = [ckpt.load(p) for p in ckpt.update_checkpoints(str(tmp_path))]
     assert len(saved) == 4
     trained = [s["train_state"]["trained_model"] for s in saved]
@@ -77,7 +92,7 @@ def test_the_average_neither_changes_training_nor_breaks_exact_resume(toy_data_d
 
 
 def _valid_losses(err: str) -> list[float]:
-    return [json.loads(line[line.index("{"):])["loss"] for line in err.splitlines() if "valid on 'valid'" in line]
+    return [json.loads(line[line.index("{") :])["loss"] for line in err.splitlines() if "valid on 'valid'" in line]
 
 
 def test_validation_scores_the_average(toy_data_dir, tmp_path, capfd):
@@ -96,21 +111,42 @@ def test_validation_scores_the_average(toy_data_dir, tmp_path, capfd):
 def test_average_checkpoints_can_take_the_trained_weights(toy_data_dir, tmp_path, monkeypatch, capsys):
     from helpers import cli as _cli
 
-    assert _run(_args(toy_data_dir, tmp_path / "ema", "--max-update", "6", "--save-interval-updates", "3",
-                      "--ema-decay", "0.9", "--ema-start-update", "1")) == 0
+    assert (
+        _run(
+            _args(
+                toy_data_dir,
+                tmp_path / "ema",
+                "--max-update",
+                "6",
+                "--save-interval-updates",
+                "3",
+                "--ema-decay",
+                "0.9",
+                "--ema-start-update",
+                "1",
+            )
+        )
+        == 0
+    )
     paths = ckpt.update_checkpoints(str(tmp_path / "ema"))
     trained = [ckpt.load(p)["train_state"]["trained_model"] for p in paths]
     out = str(tmp_path / "raw.pt")
-    code, _, _ = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", *paths, "--trained-weights", "--output", out)
+    code, _, _ = _cli(
+        monkeypatch, capsys, "average-checkpoints", "--inputs", *paths, "--trained-weights", "--output", out
+    )
     assert code == 0
     for k, v in ckpt.load(out)["model"].items():
         assert torch.allclose(v, (trained[0][k] + trained[1][k]) / 2, atol=1e-6), k
     # One input: its trained weights exactly, a checkpoint that translates like any other.
-    code, _, _ = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", paths[1], "--trained-weights", "--output", out)
+    code, _, _ = _cli(
+        monkeypatch, capsys, "average-checkpoints", "--inputs", paths[1], "--trained-weights", "--output", out
+    )
     assert code == 0 and all(torch.equal(v, trained[1][k]) for k, v in ckpt.load(out)["model"].items())
     assert "train_state" not in ckpt.load(out)
     # A checkpoint without them (trained without --ema-decay, or an average) is refused, nothing written.
     plain = str(tmp_path / "plain.pt")
-    code, _, err = _cli(monkeypatch, capsys, "average-checkpoints", "--inputs", out, "--trained-weights", "--output", plain)
+    code, _, err = _cli(
+        monkeypatch, capsys, "average-checkpoints", "--inputs", out, "--trained-weights", "--output", plain
+    )
     assert code == 2 and "holds no trained weights apart from its model" in err and err.count("\n") == 1
     assert not (tmp_path / "plain.pt").exists()

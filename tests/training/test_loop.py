@@ -13,14 +13,48 @@ from nmt.errors import UserError
 from nmt.flags import parse_train_args
 from nmt.training.loop import Run, train
 
-TINY = ["--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32",
-        "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64",
-        "--encoder-attention-heads", "2", "--decoder-attention-heads", "2"]
+TINY = [
+    "--arch",
+    "transformer_tiny",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "32",
+    "--decoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--decoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+]
 
 
 def _args(data, save_dir, *extra):
-    return [str(data), "--save-dir", str(save_dir), *TINY, "--max-tokens", "600", "--lr", "2e-3",
-            "--warmup-updates", "5", "--log-interval", "1", "--log-format", "json", "--threads", "1", *extra]
+    return [
+        str(data),
+        "--save-dir",
+        str(save_dir),
+        *TINY,
+        "--max-tokens",
+        "600",
+        "--lr",
+        "2e-3",
+        "--warmup-updates",
+        "5",
+        "--log-interval",
+        "1",
+        "--log-format",
+        "json",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def _run(args) -> int:
@@ -32,7 +66,7 @@ def _losses(text: str) -> dict[int, float]:
     out = {}
     for line in text.splitlines():
         if "{" in line and '"num_updates"' in line:
-            rec = json.loads(line[line.index("{"):])
+            rec = json.loads(line[line.index("{") :])
             if not rec["tag"].endswith("end of epoch"):
                 out[rec["num_updates"]] = rec["loss"]
     return out
@@ -82,7 +116,9 @@ def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(
         loss, stats = run.trainer.loss(run.trainer.net, run.trainer.model, batch)
         loss.backward()
         losses.append((loss, stats["nll_loss"]))
-    assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-4) and torch.allclose(losses[0][1], losses[1][1], rtol=1e-4)
+    assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-4) and torch.allclose(
+        losses[0][1], losses[1][1], rtol=1e-4
+    )
     for (name, a), b in zip(runs[0].trainer.model.named_parameters(), runs[1].trainer.model.parameters()):
         assert (a.grad - b.grad).abs().max() <= 3e-2 * b.grad.abs().max(), name  # bf16 rounding apart
     fp32, _ = parse_train_args(_args(toy_data_dir, tmp_path, "--no-save"))
@@ -96,9 +132,19 @@ def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, c
     from nmt.data.preprocess import preprocess
 
     data = tmp_path / "data"
-    preprocess(PreprocessConfig(source_lang="en", target_lang="fr", trainpref=str(toy_raw_dir / "train"),
-                                validpref=str(toy_raw_dir / "valid"), destdir=str(data), vocab_size=300,
-                                joined_dictionary=True, subword_samples=2), console=Console(quiet=True))
+    preprocess(
+        PreprocessConfig(
+            source_lang="en",
+            target_lang="fr",
+            trainpref=str(toy_raw_dir / "train"),
+            validpref=str(toy_raw_dir / "valid"),
+            destdir=str(data),
+            vocab_size=300,
+            joined_dictionary=True,
+            subword_samples=2,
+        ),
+        console=Console(quiet=True),
+    )
     cfg, overrides = parse_train_args(_args(data, tmp_path / "ckpt", "--max-epoch", "4"))
     run = Run(cfg, overrides)
     assert len(run.train_sets) == 3
@@ -109,7 +155,9 @@ def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, c
         assert max(len(b) * (int(data_e.tgt.sizes[b].max()) + 1) for b in batches) <= cfg.max_tokens  # its own lengths
     first = next(run.iterate(run.epoch_batches(2)[:1], run.epoch_data(2)))
     same = next(run.iterate(run.epoch_batches(2)[:1]))  # the same sentences, original segmentation
-    assert [run.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [run.tgt_tok.decode(r) for r in same.tgt_out.tolist()]
+    assert [run.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [
+        run.tgt_tok.decode(r) for r in same.tgt_out.tolist()
+    ]
     assert run.run() == 0
     err = capfd.readouterr().err
     assert "epoch 004 | valid on 'valid' subset" in err and "epoch 005" not in err
@@ -133,7 +181,9 @@ def test_nan_loss_stops_with_the_update_number_and_saves_nothing(toy_data_dir, t
 
 def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
     """Accumulating 2 batches then stepping equals the loss-normalized sum over both."""
-    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--no-save", "--dropout", "0", "--update-freq", "2"))
+    cfg, overrides = parse_train_args(
+        _args(toy_data_dir, tmp_path, "--no-save", "--dropout", "0", "--update-freq", "2")
+    )
     run = Run(cfg, overrides)
     batches = list(run.iterate(run.epoch_batches(1)[:2]))
     state = {k: v.clone() for k, v in run.trainer.model.state_dict().items()}
@@ -145,8 +195,13 @@ def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
     run2 = Run(cfg, overrides)
     run2.trainer.model.load_state_dict(state)
     total = sum(b.ntokens for b in batches)
-    loss = sum(run2.trainer.criterion(run2.trainer.model(b.src, b.src_pad_mask, b.tgt_in), b.tgt_out, 0.1)[0]
-               for b in batches) / total
+    loss = (
+        sum(
+            run2.trainer.criterion(run2.trainer.model(b.src, b.src_pad_mask, b.tgt_in), b.tgt_out, 0.1)[0]
+            for b in batches
+        )
+        / total
+    )
     loss.backward()
     run2.trainer._step({})
     for k, v in run2.trainer.model.state_dict().items():
@@ -168,16 +223,40 @@ def test_ddp_two_gloo_processes_equal_one_process(toy_data_dir, tmp_path, amp):
     one = [a if a != "X" else str(tmp_path / "one") for a in common] + ["--update-freq", "2"]
     two = [a if a != "X" else str(tmp_path / "two") for a in common]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r1 = subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True, text=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                        "-m", "nmt", "train", *two], env=env, capture_output=True, text=True)
+    r1 = subprocess.run(
+        [sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True, text=True
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "nmt",
+            "train",
+            *two,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = _params(tmp_path / "one" / "checkpoint_last.pt"), _params(tmp_path / "two" / "checkpoint_last.pt")
     for k in a:  # bf16: the two ranks' products round differently from one process's
         assert torch.allclose(a[k], b[k], atol=1e-5 if amp == "none" else 2e-3), k
     # The log speaks of whole updates: both ranks' tokens per update, each update counted once.
-    logged = [[json.loads(line[line.index("{"):]) for line in run.stderr.splitlines() if '"num_updates"' in line
-               and "valid" not in line] for run in (r1, r)]
+    logged = [
+        [
+            json.loads(line[line.index("{") :])
+            for line in run.stderr.splitlines()
+            if '"num_updates"' in line and "valid" not in line
+        ]
+        for run in (r1, r)
+    ]
     assert len(logged[0]) == len(logged[1]) >= 6
     for x, y in zip(*logged):
         assert (x["num_updates"], x["wpb"], x["bsz"]) == (y["num_updates"], y["wpb"], y["bsz"])
@@ -186,14 +265,46 @@ def test_ddp_two_gloo_processes_equal_one_process(toy_data_dir, tmp_path, amp):
 @pytest.mark.slow
 def test_transformer_tiny_learns_the_toy_corpus(toy_data_dir, tmp_path, capfd):
     # transformer_tiny's shape at a quarter of its width: the same code path, ~15 s on one core.
-    args = [str(toy_data_dir), "--save-dir", str(tmp_path), "--arch", "transformer_tiny", "--encoder-layers", "2",
-            "--decoder-layers", "2", "--encoder-embed-dim", "64", "--decoder-embed-dim", "64",
-            "--encoder-ffn-embed-dim", "128", "--decoder-ffn-embed-dim", "128", "--max-tokens", "1000",
-            "--lr", "5e-3", "--warmup-updates", "30", "--max-epoch", "10", "--log-format", "json", "--threads", "1",
-            "--dropout", "0.1", "--no-save"]
+    args = [
+        str(toy_data_dir),
+        "--save-dir",
+        str(tmp_path),
+        "--arch",
+        "transformer_tiny",
+        "--encoder-layers",
+        "2",
+        "--decoder-layers",
+        "2",
+        "--encoder-embed-dim",
+        "64",
+        "--decoder-embed-dim",
+        "64",
+        "--encoder-ffn-embed-dim",
+        "128",
+        "--decoder-ffn-embed-dim",
+        "128",
+        "--max-tokens",
+        "1000",
+        "--lr",
+        "5e-3",
+        "--warmup-updates",
+        "30",
+        "--max-epoch",
+        "10",
+        "--log-format",
+        "json",
+        "--threads",
+        "1",
+        "--dropout",
+        "0.1",
+        "--no-save",
+    ]
     assert _run(args) == 0
-    valid = [json.loads(line[line.index("{"):]) for line in capfd.readouterr().err.splitlines()
-             if '"tag"' in line and "valid" in line]
+    valid = [
+        json.loads(line[line.index("{") :])
+        for line in capfd.readouterr().err.splitlines()
+        if '"tag"' in line and "valid" in line
+    ]
     assert valid[-1]["ppl"] < 2.0, valid[-1]
 
 
@@ -201,12 +312,28 @@ def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capf
     """An untrained model's BLEU cannot improve at lr ~0: patience 1 stops after epoch 2."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    args = _args(toy_data_dir, tmp_path, "--max-epoch", "5", "--lr", "1e-12", "--eval-bleu",
-                 "--best-checkpoint-metric", "bleu", "--patience", "1", "--keep-last-epochs", "1",
-                 "--attn-sample", "The girl sees the red car.", "--max-tokens", "3000")
+    args = _args(
+        toy_data_dir,
+        tmp_path,
+        "--max-epoch",
+        "5",
+        "--lr",
+        "1e-12",
+        "--eval-bleu",
+        "--best-checkpoint-metric",
+        "bleu",
+        "--patience",
+        "1",
+        "--keep-last-epochs",
+        "1",
+        "--attn-sample",
+        "The girl sees the red car.",
+        "--max-tokens",
+        "3000",
+    )
     assert _run(args) == 0
     err = capfd.readouterr().err
-    valid = [json.loads(line[line.index("{"):]) for line in err.splitlines() if "valid on 'valid'" in line]
+    valid = [json.loads(line[line.index("{") :]) for line in err.splitlines() if "valid on 'valid'" in line]
     assert len(valid) == 2 and all("bleu" in v and "best_bleu" in v for v in valid)
     assert "early stop" in err
     names = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt")
@@ -222,8 +349,19 @@ def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capf
 def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, update_freq):
     from nmt.training.optim import lr_at
 
-    args = _args(toy_data_dir, tmp_path, "--lr-scheduler", "cosine", "--min-lr", "1e-5", "--max-epoch", "2",
-                 "--update-freq", str(update_freq), "--no-save")
+    args = _args(
+        toy_data_dir,
+        tmp_path,
+        "--lr-scheduler",
+        "cosine",
+        "--min-lr",
+        "1e-5",
+        "--max-epoch",
+        "2",
+        "--update-freq",
+        str(update_freq),
+        "--no-save",
+    )
     cfg, overrides = parse_train_args(args)
     run = Run(cfg, overrides)
     per_epoch = -(-len(run.epoch_batches(1)) // update_freq)  # 60 batches: 60 or 20 updates
@@ -246,8 +384,9 @@ def _timed_run(data, save_dir, hours):
 def test_time_budget_ends_the_decay_where_max_update_would(toy_data_dir, tmp_path, schedule):
     """10 s an update and 100 s of budget: the decay ends at update 10, as --max-update 10 makes it."""
     flags = ("--lr-scheduler", schedule, "--min-lr", "1e-5", "--no-save")
-    cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path / "t", *flags, "--stop-time-hours", str(100 / 3600),
-                                            "--max-epoch", "50"))
+    cfg, overrides = parse_train_args(
+        _args(toy_data_dir, tmp_path / "t", *flags, "--stop-time-hours", str(100 / 3600), "--max-epoch", "50")
+    )
     timed = Run(cfg, overrides)
     timed.clock = lambda: 10.0 * timed.trainer.num_updates
     assert timed.run() == 0 and timed.trainer.num_updates == 10
@@ -278,8 +417,25 @@ def test_ddp_ranks_stop_together_on_time(toy_data_dir, tmp_path):
     """Each rank votes with its own clock in the update's all-reduce: both leave at the same update."""
     args = _args(toy_data_dir, tmp_path, "--max-epoch", "1000", "--stop-time-hours", str(3 / 3600), "--device", "cpu")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
-                        "-m", "nmt", "train", *args], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29519",
+            "-m",
+            "nmt",
+            "train",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "reached --stop-time-hours" in r.stderr
     state = ckpt.load(str(tmp_path / "checkpoint_last.pt"))["train_state"]

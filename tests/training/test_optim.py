@@ -38,7 +38,9 @@ def test_polynomial_decay_is_a_line_or_a_power_curve():
     assert lr_at(35, cfg, 8) == pytest.approx(0.75e-3)
     assert lr_at(60, cfg, 8) == pytest.approx(0.5e-3)
     assert lr_at(110, cfg, 8) == 0.0 and lr_at(200, cfg, 8) == 0.0
-    squared = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110, power=2.0)
+    squared = OptimConfig(
+        lr_scheduler="polynomial_decay", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110, power=2.0
+    )
     assert lr_at(60, squared, 8) == pytest.approx(1e-5 + 0.25 * (1e-3 - 1e-5))
 
 
@@ -85,4 +87,6 @@ def test_unknown_names_list_choices():
 
 def test_warmup_defaults_depend_on_the_schedule():
     assert lr_at(20, OptimConfig(lr_scheduler="fixed", lr=3e-3), 8) == 3e-3
-    assert lr_at(20, OptimConfig(lr_scheduler="inverse_sqrt", lr=3e-3, warmup_init_lr=0.0), 8) == pytest.approx(3e-3 * 20 / 4000)
+    assert lr_at(20, OptimConfig(lr_scheduler="inverse_sqrt", lr=3e-3, warmup_init_lr=0.0), 8) == pytest.approx(
+        3e-3 * 20 / 4000
+    )

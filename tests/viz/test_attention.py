@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import shrink
 
 import nmt.models as M
-from nmt.viz import attention as V
-from nmt.viz.stats import STAT_NAMES
 from nmt.checkpoint import save_model
 from nmt.config import VisualizeConfig
+from nmt.data.tokenizer import BOS, EOS, PAD, SPECIAL_PIECES, WordTokenizer
 from nmt.errors import UserError
 from nmt.registry import ARCHS
-from nmt.data.tokenizer import BOS, EOS, PAD, SPECIAL_PIECES, WordTokenizer
-from helpers import shrink
+from nmt.viz import attention as V
+from nmt.viz.stats import STAT_NAMES
 
 WORDS = "a the cat dog sees runs red big small house le la chat chien voit court rouge grand petit maison".split()
 SOURCE, TARGET = "the big cat sees a red house", "le grand chat voit la maison rouge"
@@ -34,9 +34,13 @@ def word_meta() -> tuple[dict, dict[str, bytes]]:
     """A joined word vocabulary (no SentencePiece training needed) as data meta + tokenizer blobs."""
     tok = WordTokenizer(list(SPECIAL_PIECES) + WORDS)
     meta = {
-        "format_version": 1, "source_lang": "en", "target_lang": "fr", "joined_dictionary": True,
+        "format_version": 1,
+        "source_lang": "en",
+        "target_lang": "fr",
+        "joined_dictionary": True,
         "vocab_size": {"en": tok.vocab_size, "fr": tok.vocab_size},
-        "tokenizer": {"type": "word", "files": {"en": "dict.txt", "fr": "dict.txt"}}, "splits": {},
+        "tokenizer": {"type": "word", "files": {"en": "dict.txt", "fr": "dict.txt"}},
+        "splits": {},
     }
     return meta, {"dict.txt": tok.to_bytes()}
 
@@ -148,8 +152,8 @@ def test_selection_and_svg(ckpts, tmp_path):
 
 def test_stats_match_pure_functions(ckpts, tmp_path):
     """Row values are attn_stats on the captured matrices (one sentence, no padding)."""
-    from nmt.viz import stats as A
     from nmt.checkpoint import load_model
+    from nmt.viz import stats as A
 
     res = V.run(config(ckpts["a"], tmp_path, kinds=["cross"]))
     loaded = load_model(ckpts["a"])
@@ -189,8 +193,19 @@ def test_translation_target_and_many_sentences(ckpts, tmp_path):
     lines = ["the cat runs", "a dog sees the house", "the red cat", "small dog"]
     path = tmp_path / "in.txt"
     path.write_text("\n".join(lines) + "\n")
-    res = V.run(VisualizeConfig(path=ckpts["a"], input=str(path), index=1, beam=2, max_sentences=3,
-                                out=str(tmp_path / "o"), kinds=["cross"], dpi=30, device="cpu"))
+    res = V.run(
+        VisualizeConfig(
+            path=ckpts["a"],
+            input=str(path),
+            index=1,
+            beam=2,
+            max_sentences=3,
+            out=str(tmp_path / "o"),
+            kinds=["cross"],
+            dpi=30,
+            device="cpu",
+        )
+    )
     assert res.sentence.src_text == lines[1] and res.sentence.tgt_origin == "translation (beam 2)"
     assert res.n_sentences == 3 and {r["sentences"] for r in res.rows} == {3}
     from nmt.checkpoint import load_model
@@ -201,8 +216,17 @@ def test_translation_target_and_many_sentences(ckpts, tmp_path):
 
 def test_long_sentence_is_cut_with_a_note(ckpts, tmp_path):
     long = " ".join(["the big cat"] * 30)  # 90 words
-    res = V.run(config(ckpts["a"], tmp_path, source=long, target=long.replace("the", "le"), kinds=["cross"],
-                       layers=[1], max_pieces=40))
+    res = V.run(
+        config(
+            ckpts["a"],
+            tmp_path,
+            source=long,
+            target=long.replace("the", "le"),
+            kinds=["cross"],
+            layers=[1],
+            max_pieces=40,
+        )
+    )
     assert "first 40 of 91 key pieces" in res.figures[0].caption
     assert res.rows[0]["entropy"] >= 0  # statistics still use every piece
 
@@ -257,8 +281,26 @@ def test_cli_success(ckpts, tmp_path, monkeypatch, capsys):
     from nmt import cli
 
     out = tmp_path / "o"
-    argv = ["nmt", "visualize-attn", "--path", ckpts["a"], "--source", SOURCE, "--target", TARGET,
-            "--out", str(out), "--kinds", "cross", "--layers", "1", "--dpi", "30", "--device", "cpu"]
+    argv = [
+        "nmt",
+        "visualize-attn",
+        "--path",
+        ckpts["a"],
+        "--source",
+        SOURCE,
+        "--target",
+        TARGET,
+        "--out",
+        str(out),
+        "--kinds",
+        "cross",
+        "--layers",
+        "1",
+        "--dpi",
+        "30",
+        "--device",
+        "cpu",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as e:
         cli.main()
@@ -276,8 +318,17 @@ def test_binarized_split_with_sentencepiece(toy_data_dir, tmp_path):
     meta = read_meta(str(toy_data_dir))
     ckpt = save_tiny(tmp_path / "sp.pt", meta=meta, blobs=read_blobs(str(toy_data_dir), meta))
     split = load_split(str(toy_data_dir), "test")
-    cfg = VisualizeConfig(path=ckpt, data=str(toy_data_dir), gen_subset="test", index=3, max_sentences=4,
-                          kinds=["cross"], out=str(tmp_path / "o"), dpi=30, device="cpu")
+    cfg = VisualizeConfig(
+        path=ckpt,
+        data=str(toy_data_dir),
+        gen_subset="test",
+        index=3,
+        max_sentences=4,
+        kinds=["cross"],
+        out=str(tmp_path / "o"),
+        dpi=30,
+        device="cpu",
+    )
     res = V.run(cfg)
     assert res.sentence.src == split.src[3].tolist() and res.sentence.tgt == split.tgt[3].tolist()
     assert res.sentence.tgt_origin == "reference" and res.n_sentences == 4
