@@ -133,6 +133,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     data: str
+    task: str = "translation"  # what the data dir holds and how it is learned (nmt.tasks)
     arch: str = "transformer_tiny"
     save_dir: str = "checkpoints"
     criterion: str = "label_smoothed_cross_entropy"

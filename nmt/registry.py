@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 MODELS: dict[str, Callable] = {}  # family -> build(cfg, src_vocab_size, tgt_vocab_size) -> nn.Module
 ARCHS: dict[str, Callable] = {}  # arch name -> () -> model config dataclass (its class names the family)
+TASKS: dict[str, Callable] = {}  # name -> the task class (see nmt.tasks)
 CRITERIA: dict[str, Callable] = {}  # name -> criterion function (see nmt.training.criterion)
 OPTIMIZERS: dict[str, Callable] = {}  # name -> build(params, cfg) -> torch.optim.Optimizer
 LR_SCHEDULERS: dict[str, Callable] = {}  # name -> lr function (see nmt.training.optim)
