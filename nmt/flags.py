@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
-from typing import Any, get_type_hints
+from typing import Any
 
 from nmt import config as C
 from nmt.errors import UserError
 from nmt.models import arch_config
 
 BOOL_WORDS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
-
-
-def _fields(cls: type) -> dict[str, Any]:
-    hints = get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(hints[f.name])}
 
 
 def _is_bool(typ: Any) -> bool:
@@ -71,15 +65,9 @@ def split_args(args: list[str], field_types: dict[str, Any]) -> tuple[list[str],
 
 def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     """`nmt train` argv -> (TrainConfig with its OptimConfig, model-field overrides as texts)."""
-    train_f = _fields(C.TrainConfig)
-    optim_f = {k: v for k, v in _fields(C.OptimConfig).items() if k not in train_f}  # max_update is copied over
-    arch = C.TrainConfig.__dataclass_fields__["arch"].default
-    for i, tok in enumerate(args):  # the architecture decides which model flags exist
-        if tok == "--arch" and i + 1 < len(args):
-            arch = args[i + 1]
-        elif tok.startswith("--arch="):
-            arch = tok.split("=", 1)[1]
-    model_f = _fields(type(arch_config(arch)))
+    train_f = C.flag_fields(C.TrainConfig)
+    optim_f = {k: v for k, v in C.flag_fields(C.OptimConfig).items() if k not in train_f}  # max_update is copied over
+    model_f = C.flag_fields(type(arch_config(chosen_arch(args))))
     positionals, values = split_args(args, {**model_f, **optim_f, **train_f})
     if len(positionals) != 1:
         raise UserError(f"nmt train takes one DATA_DIR (written by nmt preprocess), got {positionals or 'none'}")
@@ -88,89 +76,54 @@ def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     model_vals = {k: v for k, v in values.items() if k in model_f and k not in train_f and k not in optim_f}
     cfg = C.apply_overrides(C.TrainConfig(data=positionals[0]), train_vals)
     cfg.optim = C.apply_overrides(C.OptimConfig(), optim_vals)
-    validate_train(cfg)
+    C.check_train(cfg)
     return cfg, model_vals
 
 
-def validate_train(cfg: C.TrainConfig) -> None:
-    """Range checks of numeric and choice flags; the message names the flag."""
-    o = cfg.optim
-    checks = [
-        (cfg.max_tokens > 0, "--max-tokens must be > 0"),
-        (cfg.batch_size is None or cfg.batch_size > 0, "--batch-size must be > 0"),
-        (cfg.update_freq >= 1, "--update-freq must be >= 1"),
-        (cfg.num_workers >= 0, "--num-workers must be >= 0"),
-        (cfg.threads is None or cfg.threads > 0, "--threads must be > 0"),
-        (0.0 <= cfg.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)"),
-        (cfg.max_epoch >= 0, "--max-epoch must be >= 0"),
-        (cfg.max_update >= 0, "--max-update must be >= 0"),
-        (0 <= cfg.stop_time_hours < math.inf, "--stop-time-hours must be a finite number >= 0"),
-        (cfg.log_interval > 0, "--log-interval must be > 0"),
-        (cfg.validate_interval > 0, "--validate-interval must be > 0"),
-        (cfg.validate_interval_updates >= 0, "--validate-interval-updates must be >= 0"),
-        (cfg.save_interval_updates >= 0, "--save-interval-updates must be >= 0"),
-        (cfg.eval_bleu_beam >= 1, "--eval-bleu-beam must be >= 1"),
-        (
-            cfg.eval_bleu_max_len_a >= 0 and cfg.eval_bleu_max_len_b >= 1,
-            "--eval-bleu-max-len-a must be >= 0 and --eval-bleu-max-len-b >= 1",
-        ),
-        (cfg.device in ("auto", "cpu", "cuda"), "--device must be auto, cpu or cuda"),
-        (cfg.amp in ("none", "bf16", "fp16"), "--amp must be none, bf16 or fp16"),
-        (cfg.log_format in ("simple", "json"), "--log-format must be simple or json"),
-        (
-            cfg.best_checkpoint_metric in ("loss", "nll_loss", "ppl", "bleu"),
-            "--best-checkpoint-metric must be loss, nll_loss, ppl or bleu",
-        ),
-        (cfg.best_checkpoint_metric != "bleu" or cfg.eval_bleu, "--best-checkpoint-metric bleu needs --eval-bleu"),
-        (0 <= cfg.seed < 2**32, "--seed must be between 0 and 2**32 - 1"),
-        (cfg.patience >= -1, "--patience must be >= -1 (-1 = off)"),
-        (cfg.keep_last_epochs >= -1, "--keep-last-epochs must be >= -1 (-1 = keep all)"),
-        (0 <= cfg.ema_decay < 1, "--ema-decay must be in [0, 1) (0 = off)"),
-        (cfg.ema_start_update >= 0, "--ema-start-update must be >= 0"),
-        (cfg.keep_interval_updates >= -1, "--keep-interval-updates must be >= -1 (-1 = keep all)"),
-        (o.lr > 0 and math.isfinite(o.lr), "--lr must be a finite number > 0"),
-        (0 <= o.momentum < math.inf, "--momentum must be a finite number >= 0"),
-        (o.warmup_updates is None or o.warmup_updates >= 0, "--warmup-updates must be >= 0"),
-        (0 <= o.warmup_init_lr < math.inf, "--warmup-init-lr must be a finite number >= 0"),
-        (0 <= o.min_lr < math.inf, "--min-lr must be a finite number >= 0"),
-        (0 <= o.clip_norm < math.inf, "--clip-norm must be a finite number >= 0"),
-        (0 <= o.weight_decay < math.inf, "--weight-decay must be a finite number >= 0"),
-        (0 < o.adam_eps < math.inf, "--adam-eps must be a finite number > 0"),
-        (
-            len(o.adam_betas) == 2 and all(0 <= b < 1 for b in o.adam_betas),
-            "--adam-betas must be two numbers in [0, 1)",
-        ),
-        (0 < o.lr_shrink < 1, "--lr-shrink must be in (0, 1)"),
-        (o.lr_patience >= 0, "--lr-patience must be >= 0"),
-        (0 < o.power < math.inf, "--power must be a finite number > 0"),
-        (
-            o.lr_scheduler not in ("cosine", "polynomial_decay")
-            or cfg.max_update > 0
-            or cfg.max_epoch > 0
-            or cfg.stop_time_hours > 0,
-            f"--lr-scheduler {o.lr_scheduler} needs --max-update, --max-epoch or --stop-time-hours (its horizon)",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+def chosen_arch(args: list[str]) -> str:
+    """The --arch of a train command line (TrainConfig's default when absent): it decides the model flags."""
+    arch = C.TrainConfig.__dataclass_fields__["arch"].default
+    for i, tok in enumerate(args):
+        if tok == "--arch" and i + 1 < len(args):
+            arch = args[i + 1]
+        elif tok.startswith("--arch="):
+            arch = tok.split("=", 1)[1]
+    return arch
 
 
-def train_help() -> str:
-    """Help text listing every train and optimizer flag with its default."""
+def _flag_lines(cfg_cls: type, defaults: Any, skip: tuple[str, ...] = ()) -> list[str]:
+    """One help line per flag field of `cfg_cls`: name, description, default (taken from `defaults`)."""
+    flags, lines = C.flag_fields(cfg_cls), []
+    for f in dataclasses.fields(cfg_cls):
+        if f.name in skip or f.name not in flags:  # nested configs are not flags
+            continue
+        default = getattr(defaults, f.name) if defaults is not None else C.default_of(f)
+        shown = "required" if default is dataclasses.MISSING else f"default: {default}"
+        flag = "--" + f.name.replace("_", "-")
+        lines.append(f"  {flag:<34} {f.metadata.get('help', '')} [{shown}]")
+    return lines
+
+
+def train_help(arch: str) -> str:
+    """`nmt train --help`: every training, optimizer and model flag with its description and default.
+
+    The model flags are the fields of `arch`'s config, with that architecture's values as defaults.
+    """
+    model_cfg = arch_config(arch)
     lines = [
         "Usage: nmt train DATA_DIR [--arch NAME] [--FLAG VALUE ...]",
         "",
-        "Every field below is a flag; model flags are the fields of the chosen architecture's",
-        "config (see `nmt list-archs`), e.g. --encoder-layers 4 --dropout 0.3.",
+        "  Train a model on a data directory written by `nmt preprocess`. Every field below is a flag;",
+        "  switches also take a value (--pack false) or a --no- prefix (--no-pack).",
+        "",
+        "training:",
+        *_flag_lines(C.TrainConfig, None, skip=("data",)),
+        "",
+        "optimization:",
+        *_flag_lines(C.OptimConfig, None, skip=("max_update",)),
+        "",
+        f"model ({arch}, family {model_cfg.family}; `nmt train --arch NAME --help` shows another's):",
+        *_flag_lines(type(model_cfg), model_cfg),
         "",
     ]
-    for title, cls in (("training", C.TrainConfig), ("optimization", C.OptimConfig)):
-        lines.append(f"{title}:")
-        for f in dataclasses.fields(cls):
-            if f.name in ("data", "optim") or (cls is C.OptimConfig and f.name == "max_update"):
-                continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            lines.append(f"  --{f.name.replace('_', '-'):<28} default: {default}")
-        lines.append("")
     return "\n".join(lines)

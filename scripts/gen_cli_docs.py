@@ -57,7 +57,8 @@ def _model_flags() -> str:
     for family, cls in MODEL_CONFIGS.items():
         out += [f"### `nmt train` model flags: {family} ({cls.__name__})", "", "```"]
         for f in dataclasses.fields(cls):
-            out.append(f"  --{f.name.replace('_', '-'):<36} default: {f.default}")
+            flag = "--" + f.name.replace("_", "-")
+            out.append(f"  {flag:<34} {f.metadata.get('help', '')} [default: {f.default}]")
         out += ["```", ""]
     return "\n".join(out)
 

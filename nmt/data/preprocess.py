@@ -21,7 +21,7 @@ from typing import Optional
 from rich.console import Console
 from rich.table import Table
 
-from nmt.config import PreprocessConfig
+from nmt.config import PreprocessConfig, check_preprocess
 from nmt.data import target_vocab
 from nmt.data.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
 from nmt.data.tokenizer import (
@@ -67,37 +67,6 @@ def scan_text(path: str) -> tuple[int, bool]:
             has_text = has_text or bool(whole.strip())
             if not block:
                 return lines, has_text
-
-
-def _validate(cfg: PreprocessConfig) -> None:
-    choices = {"spm_model_type": ("unigram", "bpe"), "tokenizer": ("sentencepiece", "none")}
-    for key, valid in choices.items():
-        if getattr(cfg, key) not in valid:
-            flag = "--" + key.replace("_", "-")
-            raise UserError(f"{flag} {getattr(cfg, key)!r} is not one of: {', '.join(valid)}")
-    if cfg.source_lang == cfg.target_lang:
-        raise UserError(f"--source-lang and --target-lang are both {cfg.source_lang!r}")
-    if cfg.vocab_size <= 4:
-        raise UserError(f"--vocab-size {cfg.vocab_size} leaves no room beyond the 4 special symbols")
-    for key in ("max_len", "workers", "input_sentence_size"):
-        if getattr(cfg, key) < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
-    if not 0 <= cfg.seed < 2**32:  # SentencePiece takes an unsigned 32-bit seed
-        raise UserError(f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")
-    if not cfg.max_len_ratio > 0:
-        raise UserError(f"--max-len-ratio must be positive, got {cfg.max_len_ratio}")
-    if not 0 < cfg.character_coverage <= 1:
-        raise UserError(f"--character-coverage must be in (0, 1], got {cfg.character_coverage}")
-    if cfg.subword_samples < 0:
-        raise UserError(f"--subword-samples must be 0 or more, got {cfg.subword_samples}")
-    if cfg.subword_samples and cfg.tokenizer != "sentencepiece":
-        raise UserError("--subword-samples needs --tokenizer sentencepiece (pre-tokenized words have one segmentation)")
-    if cfg.trim_target_vocab and not cfg.joined_dictionary:
-        raise UserError(
-            "--trim-target-vocab needs --joined-dictionary (a separate target vocabulary is the target's own)"
-        )
-    if cfg.subword_samples and not 0 < cfg.subword_alpha <= 1:
-        raise UserError(f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}")
 
 
 def _check_destdir(destdir: str, force: bool) -> None:
@@ -211,7 +180,7 @@ def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict
     # A table needs ~90 columns; rich assumes 80 when stderr is a pipe or a file.
     console = console or Console(stderr=True, width=None if sys.stderr.isatty() else 100)
     start = time.perf_counter()
-    _validate(cfg)
+    check_preprocess(cfg)
     _check_destdir(cfg.destdir, cfg.force)
     splits = _splits(cfg)
     _check_inputs(cfg, splits)

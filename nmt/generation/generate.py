@@ -23,7 +23,6 @@ A file given with --output is written to a temporary file and renamed at the end
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from nmt.checkpoint import load_models
-from nmt.config import GenerateConfig
+from nmt.config import GenerateConfig, check_generate
 from nmt.data.dataset import PairDataset, TokenArray, batch_by_tokens, collate, load_split, read_meta
 from nmt.data.tokenizer import read_blobs
 from nmt.device import process_settings, resolve_device
@@ -44,46 +43,6 @@ from nmt.generation.output import Stats, format_sentence, open_output
 from nmt.generation.search import translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-# ----------------------------------------------------------------------------- validation, device
-def _check(ok: bool, flag: str, value, need: str) -> None:
-    if not ok:
-        raise UserError(f"{flag} must be {need}, got {value!r}")
-
-
-def validate(cfg: GenerateConfig) -> None:
-    """Raise UserError naming the flag for any impossible setting."""
-    finite = lambda x: isinstance(x, (int, float)) and math.isfinite(x)  # noqa: E731
-    _check(cfg.beam >= 1, "--beam", cfg.beam, ">= 1")
-    _check(1 <= cfg.nbest <= cfg.beam, "--nbest", cfg.nbest, f"between 1 and --beam ({cfg.beam})")
-    _check(finite(cfg.lenpen), "--lenpen", cfg.lenpen, "a finite number")
-    _check(finite(cfg.max_len_a) and cfg.max_len_a >= 0, "--max-len-a", cfg.max_len_a, "a finite number >= 0")
-    _check(cfg.max_len_b >= 0, "--max-len-b", cfg.max_len_b, ">= 0")
-    _check(cfg.min_len >= 0, "--min-len", cfg.min_len, ">= 0")
-    _check(cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size", cfg.no_repeat_ngram_size, ">= 0")
-    _check(finite(cfg.unkpen), "--unkpen", cfg.unkpen, "a finite number")
-    _check(cfg.sampling_topk == -1 or cfg.sampling_topk >= 1, "--sampling-topk", cfg.sampling_topk, ">= 1 (or -1: off)")
-    topp = cfg.sampling_topp
-    _check(topp == -1 or (finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
-    _check(finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
-    _check(0 <= cfg.seed < 2**63, "--seed", cfg.seed, "between 0 and 2**63 - 1")  # what torch.Generator takes
-    if not cfg.sampling and (cfg.sampling_topk != -1 or cfg.sampling_topp != -1):
-        raise UserError("--sampling-topk / --sampling-topp need --sampling")
-    _check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
-    _check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
-    _check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
-    _check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
-    _check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
-    _check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
-    _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
-    _check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
-    if cfg.print_alignment and cfg.format != "fairseq":
-        raise UserError("--print-alignment needs --format fairseq")
-    if not cfg.path:
-        raise UserError("--path is required (a checkpoint, or a:b for an ensemble)")
-    if (cfg.data is None) == (cfg.input is None):
-        raise UserError("give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both")
 
 
 def _autocast(device: torch.device, amp: str):
@@ -230,7 +189,7 @@ def _check_data_vocab(data: str, meta: dict, loaded) -> None:
 
 def run(cfg: GenerateConfig, progress=None) -> Stats:
     """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
-    validate(cfg)
+    check_generate(cfg)
     device = resolve_device(cfg.device)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device (use bf16 on CPU)")

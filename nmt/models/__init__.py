@@ -17,7 +17,6 @@ from nmt.models.build import (
     arch_summaries,
     build_for_data,
     build_model,
-    check_ranges,
     config_from_dict,
     load_weights,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "arch_summaries",
     "build_for_data",
     "build_model",
-    "check_ranges",
     "config_from_dict",
     "load_weights",
     "select_batch",

@@ -8,8 +8,6 @@ turns a mismatch into one clear line.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from nmt import config as C
@@ -21,24 +19,8 @@ def arch_config(arch: str, overrides: dict[str, str] | None = None):
     """Config of a named architecture with flag overrides applied (unknown names/keys -> UserError)."""
     cfg = lookup(ARCHS, arch, "architecture")()
     cfg = C.apply_overrides(cfg, overrides or {})
-    check_ranges(cfg)
+    C.check_model(cfg)
     return cfg
-
-
-def check_ranges(cfg) -> None:
-    """Generic range checks of model config fields by their names; the message names the flag."""
-    for f in dataclasses.fields(cfg):
-        value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
-        if value is None or isinstance(value, (bool, str)):
-            continue
-        if "dropout" in f.name and not 0.0 <= value < 1.0:
-            raise UserError(f"{flag} must be in [0, 1), got {value}")
-        if f.name == "teacher_forcing_ratio" and not 0.0 <= value <= 1.0:
-            raise UserError(f"{flag} must be in [0, 1], got {value}")
-        if f.name.endswith(("_layers", "_dim", "_size", "_heads")) and value < 1:
-            raise UserError(f"{flag} must be >= 1, got {value}")
-        if f.name.endswith("_positions") and value < 2:
-            raise UserError(f"{flag} must be >= 2 (a token and EOS), got {value}")
 
 
 def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool = True) -> torch.nn.Module:

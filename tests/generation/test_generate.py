@@ -11,11 +11,12 @@ import torch
 
 from nmt.checkpoint import load, load_models, save_model
 from nmt.config import GenerateConfig
+from nmt.config import check_generate as validate
 from nmt.data.dataset import load_split, read_meta
 from nmt.data.tokenizer import EOS, read_blobs
 from nmt.errors import UserError
 from nmt.generation.decoding import PAD
-from nmt.generation.generate import read_lines, run, translate_lines, translate_pairs, translate_split, validate
+from nmt.generation.generate import read_lines, run, translate_lines, translate_pairs, translate_split
 from nmt.generation.output import alignment
 from nmt.generation.search import translate_batch
 from nmt.models import arch_config, build_model

@@ -1,0 +1,56 @@
+"""`nmt preprocess` and `nmt toy-data`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from nmt.cli.app import app, option
+from nmt.config import PreprocessConfig, ToyDataConfig
+from nmt.data.preprocess import preprocess as run_preprocess
+from nmt.data.toy import write_toy_corpus
+
+P = PreprocessConfig
+
+
+@app.command()
+def preprocess(
+    source_lang: str = option(P, "source_lang", "--source-lang", "-s"),
+    target_lang: str = option(P, "target_lang", "--target-lang", "-t"),
+    trainpref: str = option(P, "trainpref"),
+    destdir: str = option(P, "destdir"),
+    validpref: Optional[str] = option(P, "validpref"),
+    testpref: str = option(P, "testpref", default=""),
+    vocab_size: int = option(P, "vocab_size"),
+    joined_dictionary: bool = option(P, "joined_dictionary"),
+    trim_target_vocab: bool = option(P, "trim_target_vocab"),
+    spm_model_type: str = option(P, "spm_model_type"),
+    tokenizer: str = option(P, "tokenizer"),
+    max_len: int = option(P, "max_len"),
+    max_len_ratio: float = option(P, "max_len_ratio"),
+    workers: int = option(P, "workers"),
+    character_coverage: float = option(P, "character_coverage"),
+    input_sentence_size: int = option(P, "input_sentence_size"),
+    seed: int = option(P, "seed"),
+    subword_samples: int = option(P, "subword_samples"),
+    subword_alpha: float = option(P, "subword_alpha"),
+    force: bool = option(P, "force"),
+) -> None:
+    """Train SentencePiece and binarize parallel text into a data directory."""
+    values = dict(locals())
+    values["testpref"] = [p for p in testpref.split(",") if p]
+    run_preprocess(PreprocessConfig(**values))
+
+
+@app.command("toy-data")
+def toy_data(
+    out: str = option(ToyDataConfig, "out"),
+    pairs: int = option(ToyDataConfig, "pairs"),
+    seed: int = option(ToyDataConfig, "seed"),
+    valid: Optional[int] = option(ToyDataConfig, "valid"),
+    test: Optional[int] = option(ToyDataConfig, "test"),
+) -> None:
+    """Write the built-in English->French toy corpus (works offline)."""
+    cfg = ToyDataConfig(out=out, pairs=pairs, seed=seed, valid=valid, test=test)
+    sizes = write_toy_corpus(cfg.out, pairs=cfg.pairs, seed=cfg.seed, valid=cfg.valid, test=cfg.test)
+    print(" ".join(f"{k}={v}" for k, v in sizes.items()), file=sys.stderr)

@@ -1,0 +1,143 @@
+"""`nmt generate`, `nmt average-checkpoints` and `nmt score`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from nmt.checkpoint import average, epoch_checkpoints, save, update_checkpoints
+from nmt.cli.app import app, option
+from nmt.config import AverageConfig, GenerateConfig, ScoreConfig
+from nmt.errors import UserError
+from nmt.generation.generate import run as run_generate
+from nmt.generation.output import Progress, summary
+from nmt.generation.score import parse_metrics, render, score_files
+
+G = GenerateConfig
+
+
+@app.command()
+def generate(
+    data: Optional[str] = typer.Argument(
+        None, metavar="DATA_DIR", help=G.__dataclass_fields__["data"].metadata["help"]
+    ),
+    path: str = option(G, "path", default=...),
+    gen_subset: str = option(G, "gen_subset"),
+    input: Optional[str] = option(G, "input", "--input"),
+    output: Optional[str] = option(G, "output"),
+    beam: int = option(G, "beam"),
+    nbest: int = option(G, "nbest"),
+    lenpen: float = option(G, "lenpen"),
+    max_len_a: float = option(G, "max_len_a"),
+    max_len_b: int = option(G, "max_len_b"),
+    min_len: int = option(G, "min_len"),
+    no_repeat_ngram_size: int = option(G, "no_repeat_ngram_size"),
+    unkpen: float = option(G, "unkpen"),
+    sampling: bool = option(G, "sampling"),
+    sampling_topk: int = option(G, "sampling_topk"),
+    sampling_topp: float = option(G, "sampling_topp"),
+    temperature: float = option(G, "temperature"),
+    seed: int = option(G, "seed"),
+    max_tokens: int = option(G, "max_tokens"),
+    batch_size: Optional[int] = option(G, "batch_size"),
+    device: str = option(G, "device"),
+    amp: str = option(G, "amp"),
+    threads: Optional[int] = option(G, "threads"),
+    workers: int = option(G, "workers"),
+    format: str = option(G, "format", "--format"),
+    print_alignment: bool = option(G, "print_alignment"),
+    quiet: bool = option(G, "quiet"),
+    chunk_size: int = option(G, "chunk_size"),
+) -> None:
+    """Translate a binarized split or raw text with a trained checkpoint.
+
+    Translations go to stdout (or --output); progress and a summary (speed, and BLEU with its
+    sacreBLEU signature when DATA_DIR has references) go to stderr.
+    """
+    cfg = GenerateConfig(**locals())
+    try:
+        with Progress(enabled=not quiet) as progress:
+            stats = run_generate(cfg, progress)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+    for line in summary(stats):
+        print(line, file=sys.stderr)
+
+
+@app.command("average-checkpoints")
+def average_checkpoints(
+    inputs: List[str] = option(AverageConfig, "inputs", default=...),
+    more: Optional[List[str]] = typer.Argument(
+        None,
+        metavar="CHECKPOINT",
+        show_default=False,
+        help="More checkpoint files: `--inputs a.pt b.pt c.pt` averages all three.",
+    ),
+    output: str = option(AverageConfig, "output"),
+    num_epoch_checkpoints: Optional[int] = option(AverageConfig, "num_epoch_checkpoints"),
+    num_update_checkpoints: Optional[int] = option(AverageConfig, "num_update_checkpoints"),
+    trained_weights: bool = option(AverageConfig, "trained_weights"),
+) -> None:
+    """Average the weights of several checkpoints into one."""
+    cfg = AverageConfig(
+        output=output,
+        inputs=list(inputs) + list(more or []),
+        num_epoch_checkpoints=num_epoch_checkpoints,
+        num_update_checkpoints=num_update_checkpoints,
+        trained_weights=trained_weights,
+    )
+    paths = checkpoints_to_average(cfg)
+    save(cfg.output, average(paths, trained=cfg.trained_weights))
+    names = ", ".join(os.path.basename(p) for p in paths)
+    print(f"averaged {len(paths)} checkpoints ({names}) into {cfg.output}", file=sys.stderr)
+
+
+def checkpoints_to_average(cfg: AverageConfig) -> list[str]:
+    """The files `nmt average-checkpoints` averages: the given files, or the last N of a directory."""
+    if cfg.num_epoch_checkpoints is not None and cfg.num_update_checkpoints is not None:
+        raise UserError("give --num-epoch-checkpoints or --num-update-checkpoints, not both")
+    by_epoch = cfg.num_epoch_checkpoints is not None
+    count = cfg.num_epoch_checkpoints if by_epoch else cfg.num_update_checkpoints
+    if count is None:
+        missing = [p for p in cfg.inputs if not os.path.isfile(p)]
+        if missing:
+            raise UserError(f"--inputs {missing[0]} is not a file (a directory needs --num-epoch-checkpoints N)")
+        return list(cfg.inputs)
+    flag = "--num-epoch-checkpoints" if by_epoch else "--num-update-checkpoints"
+    if count < 1:
+        raise UserError(f"{flag} must be >= 1, got {count}")
+    if len(cfg.inputs) != 1 or not os.path.isdir(cfg.inputs[0]):
+        raise UserError(f"{flag} needs exactly one directory in --inputs")
+    found = (epoch_checkpoints if by_epoch else update_checkpoints)(cfg.inputs[0])
+    if len(found) < count:
+        raise UserError(f"{flag} {count}: {cfg.inputs[0]} has only {len(found)} such checkpoint(s)")
+    return found[-count:]
+
+
+@app.command()
+def score(
+    sys_: List[str] = option(ScoreConfig, "sys", "--sys", default=...),
+    ref: List[str] = option(ScoreConfig, "ref", "--ref", default=...),
+    metrics: str = option(ScoreConfig, "metrics"),
+    tokenize: str = option(ScoreConfig, "tokenize"),
+    lowercase: bool = option(ScoreConfig, "lowercase"),
+    json_: bool = option(ScoreConfig, "json", "--json"),
+) -> None:
+    """Score system outputs against references with sacreBLEU (BLEU, chrF, TER).
+
+    With several --sys, a table compares them, with paired bootstrap resampling p-values
+    against the first system.
+    """
+    cfg = ScoreConfig(sys=list(sys_), ref=list(ref), metrics=metrics, tokenize=tokenize, lowercase=lowercase)
+    report = score_files(cfg.sys, cfg.ref, parse_metrics(cfg.metrics), cfg.tokenize, cfg.lowercase)
+    if json_:
+        print(json.dumps(report.to_json()))
+    else:
+        console = Console()
+        render(report, console if console.is_terminal else Console(width=160))

@@ -1,0 +1,55 @@
+"""Dataclass configs: the only home of defaults (and of every option's help text).
+
+fields      `opt` (a field with its help), dict and flag-text conversion, `require`
+models      the model families' configs and their range checks
+data        `nmt preprocess` and `nmt toy-data`
+train       `nmt train`: the run and the optimizer, and the checks of their flags
+generate    `nmt generate`, `nmt score`, `nmt average-checkpoints`
+visualize   `nmt visualize-attn`
+
+Each command's flags are checked in one place: the `check_*` function beside its config.
+"""
+
+from nmt.config.data import PreprocessConfig, ToyDataConfig, check_preprocess
+from nmt.config.fields import (
+    apply_overrides,
+    asdict,
+    default_of,
+    flag_fields,
+    from_dict,
+    help_of,
+    opt,
+    parse_value,
+    require,
+)
+from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_generate
+from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
+from nmt.config.train import OptimConfig, TrainConfig, check_train
+from nmt.config.visualize import VisualizeConfig
+
+__all__ = [
+    "AverageConfig",
+    "GenerateConfig",
+    "LSTMConfig",
+    "MODEL_CONFIGS",
+    "OptimConfig",
+    "PreprocessConfig",
+    "ScoreConfig",
+    "ToyDataConfig",
+    "TrainConfig",
+    "TransformerConfig",
+    "VisualizeConfig",
+    "apply_overrides",
+    "asdict",
+    "check_generate",
+    "check_model",
+    "check_preprocess",
+    "check_train",
+    "default_of",
+    "flag_fields",
+    "from_dict",
+    "help_of",
+    "opt",
+    "parse_value",
+    "require",
+]

@@ -1,0 +1,82 @@
+"""Configs of the data commands: `nmt preprocess` and `nmt toy-data`, with their checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from nmt.config.fields import opt, require
+
+
+@dataclass
+class PreprocessConfig:
+    """`nmt preprocess`: train SentencePiece and binarize parallel text into a data directory."""
+
+    source_lang: str = opt(help="Source language suffix, e.g. en.")
+    target_lang: str = opt(help="Target language suffix, e.g. de.")
+    trainpref: str = opt(help="Training files prefix: PREFIX.SRC and PREFIX.TGT.")
+    destdir: str = opt(help="Output data directory.")
+    validpref: Optional[str] = opt(None, "Validation files prefix.")
+    testpref: list[str] = opt(help="Test prefixes, comma-separated (splits test, test1, ...).", factory=list)
+    vocab_size: int = opt(8000, "Vocabulary size per language (the joint size with --joined-dictionary).")
+    joined_dictionary: bool = opt(False, "One vocabulary for both languages.")
+    trim_target_vocab: bool = opt(
+        False,
+        "With --joined-dictionary: number the pieces of the target training text first and give the model "
+        "an output layer over those only.",
+    )
+    spm_model_type: str = opt("unigram", "SentencePiece model: unigram | bpe.")
+    tokenizer: str = opt("sentencepiece", "sentencepiece, or none for text already tokenized (space-separated).")
+    max_len: int = opt(256, "Drop training pairs with more tokens than this on either side.")
+    max_len_ratio: float = opt(9.0, "Drop training pairs whose longer side is this many times the shorter.")
+    workers: int = opt(1, "Processes encoding text chunks in parallel.")
+    force: bool = opt(False, "Replace an existing non-empty --destdir.")
+    character_coverage: float = opt(1.0, "SentencePiece: share of characters kept (lower for large alphabets).")
+    input_sentence_size: int = opt(1_000_000, "SentencePiece trains on a seeded sample of at most this many lines.")
+    seed: int = opt(1, "Seed of SentencePiece's input sample (and, plus k, of the k-th sampled copy).")
+    subword_samples: int = opt(
+        0, "Also write this many copies of train with sampled segmentations; training takes one per epoch."
+    )
+    subword_alpha: float = opt(
+        0.3, "Sampling of those copies: unigram smoothing (smaller, more varied) or BPE-dropout rate."
+    )
+
+
+def check_preprocess(cfg: PreprocessConfig) -> None:
+    """Every impossible `nmt preprocess` setting is a UserError naming the flag."""
+    choices = {"spm_model_type": ("unigram", "bpe"), "tokenizer": ("sentencepiece", "none")}
+    for key, valid in choices.items():
+        flag = "--" + key.replace("_", "-")
+        require(getattr(cfg, key) in valid, f"{flag} {getattr(cfg, key)!r} is not one of: {', '.join(valid)}")
+    require(cfg.source_lang != cfg.target_lang, f"--source-lang and --target-lang are both {cfg.source_lang!r}")
+    require(cfg.vocab_size > 4, f"--vocab-size {cfg.vocab_size} leaves no room beyond the 4 special symbols")
+    for key in ("max_len", "workers", "input_sentence_size"):
+        require(getattr(cfg, key) >= 1, f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
+    # SentencePiece takes an unsigned 32-bit seed
+    require(0 <= cfg.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")
+    require(cfg.max_len_ratio > 0, f"--max-len-ratio must be positive, got {cfg.max_len_ratio}")
+    require(0 < cfg.character_coverage <= 1, f"--character-coverage must be in (0, 1], got {cfg.character_coverage}")
+    require(cfg.subword_samples >= 0, f"--subword-samples must be 0 or more, got {cfg.subword_samples}")
+    require(
+        not cfg.subword_samples or cfg.tokenizer == "sentencepiece",
+        "--subword-samples needs --tokenizer sentencepiece (pre-tokenized words have one segmentation)",
+    )
+    require(
+        not cfg.trim_target_vocab or cfg.joined_dictionary,
+        "--trim-target-vocab needs --joined-dictionary (a separate target vocabulary is the target's own)",
+    )
+    require(
+        not cfg.subword_samples or 0 < cfg.subword_alpha <= 1,
+        f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}",
+    )
+
+
+@dataclass
+class ToyDataConfig:
+    """`nmt toy-data`: the built-in English->French corpus, written from a template grammar."""
+
+    out: str = opt(help="Output directory: train/valid/test .en and .fr files.")
+    pairs: int = opt(50000, "Sentence pairs in total (train + valid + test).")
+    seed: int = opt(1, "Random seed; the same seed gives the same files.")
+    valid: Optional[int] = opt(None, "Validation pairs (none: 1% of the pairs, at least a few hundred).")
+    test: Optional[int] = opt(None, "Test pairs (none: as many as validation).")

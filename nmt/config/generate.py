@@ -1,0 +1,115 @@
+"""Configs of the commands that use trained models: `nmt generate`, `nmt score`, `nmt average-checkpoints`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from nmt.config.fields import opt, require
+
+
+@dataclass
+class GenerateConfig:
+    """Search options (nmt.generation.search) and, for `nmt generate`, where text comes from and goes to."""
+
+    beam: int = opt(5, "Beam width; with --sampling, the samples drawn per sentence.")
+    nbest: int = opt(1, "Hypotheses per sentence in the output (at most --beam).")
+    lenpen: float = opt(1.0, "Length penalty: score = sum of log-probs / length**lenpen (length counts EOS).")
+    max_len_a: float = opt(0.0, "Max output length = a * source length + b (tokens before EOS).")
+    max_len_b: int = opt(200, "The b of --max-len-a.")
+    min_len: int = opt(1, "EOS is forbidden before this many tokens.")
+    no_repeat_ngram_size: int = opt(0, "Never repeat an n-gram of this size (0: off).")
+    unkpen: float = opt(0.0, "Subtracted from the log-probability of <unk>.")
+    sampling: bool = opt(False, "Sample instead of searching.")
+    sampling_topk: int = opt(-1, "Sample among the k most probable tokens (-1: off).")
+    sampling_topp: float = opt(-1.0, "Sample within the smallest set reaching this probability mass (-1: off).")
+    temperature: float = opt(1.0, "Softmax temperature.")
+    seed: int = opt(1, "Seed of --sampling.")
+    max_tokens: int = opt(8000, "Source tokens per batch, padding included.")
+    batch_size: Optional[int] = opt(None, "Cap on sentences per batch.")
+    device: str = opt("auto", "auto | cpu | cuda.")
+    amp: str = opt("none", "Mixed precision: none | bf16 | fp16 (fp16 needs CUDA).")
+    path: str = opt("", "Checkpoint; a.pt:b.pt for an ensemble.")
+    data: Optional[str] = opt(None, "Binarized data dir: translate --gen-subset and score it.")
+    gen_subset: str = opt("test", "Split of DATA_DIR.")
+    input: Optional[str] = opt(None, "Raw text file, one sentence a line; - for stdin.")
+    output: Optional[str] = opt(None, "Output file, written atomically (none: stdout).")
+    format: str = opt("plain", "Output format: plain | fairseq.")
+    print_alignment: bool = opt(False, "A-i alignment lines (argmax of cross-attention; --format fairseq).")
+    quiet: bool = opt(
+        False, "No progress or translations on stdout, only the summary (on stderr); --output is still written."
+    )
+    chunk_size: int = opt(2000, "Raw text lines read, translated and written at a time.")
+    threads: Optional[int] = opt(None, "CPU threads in all (none: torch's default).")
+    workers: int = opt(1, "Batches decoded at once, each on threads / workers intra-op threads.")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    """Every impossible `nmt generate` setting is a UserError naming the flag."""
+
+    def check(ok: bool, flag: str, value, need: str) -> None:
+        require(ok, f"{flag} must be {need}, got {value!r}")
+
+    check(cfg.beam >= 1, "--beam", cfg.beam, ">= 1")
+    check(1 <= cfg.nbest <= cfg.beam, "--nbest", cfg.nbest, f"between 1 and --beam ({cfg.beam})")
+    check(_finite(cfg.lenpen), "--lenpen", cfg.lenpen, "a finite number")
+    check(_finite(cfg.max_len_a) and cfg.max_len_a >= 0, "--max-len-a", cfg.max_len_a, "a finite number >= 0")
+    check(cfg.max_len_b >= 0, "--max-len-b", cfg.max_len_b, ">= 0")
+    check(cfg.min_len >= 0, "--min-len", cfg.min_len, ">= 0")
+    check(cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size", cfg.no_repeat_ngram_size, ">= 0")
+    check(_finite(cfg.unkpen), "--unkpen", cfg.unkpen, "a finite number")
+    check(cfg.sampling_topk == -1 or cfg.sampling_topk >= 1, "--sampling-topk", cfg.sampling_topk, ">= 1 (or -1: off)")
+    topp = cfg.sampling_topp
+    check(topp == -1 or (_finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
+    check(_finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
+    check(0 <= cfg.seed < 2**63, "--seed", cfg.seed, "between 0 and 2**63 - 1")  # what torch.Generator takes
+    require(
+        cfg.sampling or (cfg.sampling_topk == -1 and cfg.sampling_topp == -1),
+        "--sampling-topk / --sampling-topp need --sampling",
+    )
+    check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
+    check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
+    check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
+    check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
+    check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
+    check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
+    check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
+    check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
+    require(not cfg.print_alignment or cfg.format == "fairseq", "--print-alignment needs --format fairseq")
+    require(bool(cfg.path), "--path is required (a checkpoint, or a:b for an ensemble)")
+    require(
+        (cfg.data is None) != (cfg.input is None),
+        "give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both",
+    )
+
+
+@dataclass
+class ScoreConfig:
+    """`nmt score`: sacreBLEU metrics of system outputs against references."""
+
+    sys: list[str] = opt(help="System output (repeat for several systems).", factory=list)
+    ref: list[str] = opt(help="Reference (repeat for several references).", factory=list)
+    metrics: str = opt("bleu", "Comma list of bleu, chrf, ter.")
+    tokenize: str = opt("13a", "sacreBLEU tokenizer for BLEU (13a, intl, zh, char, none, ...).")
+    lowercase: bool = opt(False, "Case-insensitive scores.")
+    json: bool = opt(False, "Print one JSON object instead of text.")
+
+
+@dataclass
+class AverageConfig:
+    """`nmt average-checkpoints`: the mean of several checkpoints' weights."""
+
+    output: str = opt(help="Averaged checkpoint to write (atomically).")
+    inputs: list[str] = opt(help="Checkpoint files, or one directory with --num-*-checkpoints.", factory=list)
+    num_epoch_checkpoints: Optional[int] = opt(None, "Average the last N checkpointN.pt of the directory.")
+    num_update_checkpoints: Optional[int] = opt(None, "Average the last N checkpoint_E_U.pt of the directory.")
+    trained_weights: bool = opt(
+        False,
+        "Average the weights training reached, not the moving average that checkpoints saved with "
+        "--ema-decay hold as their model (one input: extract them).",
+    )
