@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional, TextIO
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from sacrebleu.metrics import BLEU
 
 from nmt.config import GenerateConfig
 from nmt.errors import UserError
@@ -84,10 +88,6 @@ class Progress:
     """A rich progress display on stderr (sentences done), or nothing when disabled."""
 
     def __init__(self, enabled: bool):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
-
         console = Console(stderr=True)
         self.bar = RichProgress(
             TextColumn("translating"),
@@ -129,8 +129,6 @@ def summary(stats: Stats) -> list[str]:
         )
     refs = stats.refs
     if refs is not None:
-        from sacrebleu.metrics import BLEU
-
         bleu = BLEU()
         score = bleu.corpus_score(stats.hyps, [refs])
         lines.append(f"{score} | {bleu.get_signature()}")

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from rich.table import Table
+from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.significance import PairedTest
+
 from nmt.errors import UserError
 
 METRICS = ("bleu", "chrf", "ter")
@@ -80,8 +84,6 @@ def parse_metrics(text: str) -> list[str]:
 
 def build_metrics(names: list[str], tokenize: str, lowercase: bool) -> dict:
     """sacreBLEU metric objects by key."""
-    from sacrebleu.metrics import BLEU, CHRF, TER
-
     if tokenize not in BLEU.TOKENIZERS:
         raise UserError(f"--tokenize {tokenize!r}: choose from {', '.join(BLEU.TOKENIZERS)}")
     make = {
@@ -125,8 +127,6 @@ def score_files(
             signatures[key] = str(metric.get_signature())
         return Report(systems, signatures, list(ref_paths), n, bootstrap=False)
 
-    from sacrebleu.significance import PairedTest
-
     names = [f"{i}:{p}" for i, p in enumerate(sys_paths)]  # unique even when a path repeats
     for key, metric in objs.items():
         test = PairedTest(list(zip(names, hyps)), {key: metric}, refs, test_type="bs", n_samples=n_bootstrap)
@@ -146,8 +146,6 @@ def render(report: Report, console) -> None:
             console.print(m.text, markup=False, highlight=False, soft_wrap=True)
             console.print(f"  signature: {report.signatures[key]}", markup=False, highlight=False, soft_wrap=True)
         return
-    from rich.table import Table
-
     table = Table(title=f"{report.n_segments} segments; p: paired bootstrap against the first system")
     table.add_column("system", overflow="fold")
     keys = list(report.systems[0].metrics)
