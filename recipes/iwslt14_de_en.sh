@@ -1,39 +1,27 @@
 #!/usr/bin/env bash
-# IWSLT'14 German->English (TED talk transcripts, ~160k training pairs), prepared the way the
-# common IWSLT'14 benchmark setup does it, then a transformer_iwslt_de_en model:
+# IWSLT'14 German->English (TED talks, ~160k training pairs), prepared as the common benchmark
+# setup does, then transformer_iwslt_de_en (6+6 layers, D 512, FFN 1024, 4 heads):
 #
-#   bash recipes/iwslt14_de_en.sh             # de -> en (downloads de-en.tgz: network needed)
-#   bash recipes/iwslt14_de_en.sh en de       # the reverse direction, same data
-#   NMT_DATA_DIR=path/to/dir bash recipes/iwslt14_de_en.sh   # offline: dir holds de-en.tgz, or its
-#                                                            # extracted train.tags.de-en.* and *.xml
+#   bash recipes/iwslt14_de_en.sh                             # de -> en; downloads de-en.tgz
+#   bash recipes/iwslt14_de_en.sh en de                       # the reverse direction, same data
+#   NMT_DATA_DIR=path/to/dir bash recipes/iwslt14_de_en.sh    # offline: de-en.tgz, or its extracted files
 #
-# Data: the IWSLT 2014 evaluation campaign archive de-en.tgz. train = train.tags.de-en.{de,en}
-# with the metadata lines dropped (the text of <title> and <description> is kept); valid = every
-# 23rd line of that, taken out of train; test = the <seg> lines of IWSLT14.TED.dev2010,
-# IWSLT14.TEDX.dev2012, IWSLT14.TED.tst2010, tst2011 and tst2012, concatenated (6,750 lines).
-# Everything is lowercased. No Moses tokenizer: `nmt preprocess` learns one joint SentencePiece
-# model (10,000 pieces) on the raw text and drops training pairs longer than 175 pieces or with
-# a length ratio above 1.5 (valid is carved out before that filter, so it is not filtered).
-# Model and training: transformer_iwslt_de_en (6+6 layers, D 512, FFN 1024, 4 heads), decoder
-# input/output embeddings shared, Adam with decoupled weight decay 1e-4 (the behaviour of
-# fairseq's adam, so AdamW here), betas 0.9,0.98, lr 5e-4, inverse_sqrt with 4000 warmup updates,
-# dropout 0.3, label smoothing 0.1, 4096 tokens per batch, validation BLEU every epoch (best
-# checkpoint by BLEU), EPOCHS epochs. Then: average the last AVG epoch checkpoints, translate
-# test with beam 5, score with sacreBLEU (BLEU, chrF; the text is already lowercase).
+# Steps: train = train.tags.de-en without metadata lines, valid = every 23rd line of it, test =
+# dev2010, dev2012, tst2010-2012 (6,750 lines), all lowercased -> one joint SentencePiece model
+# (VOCAB pieces; training pairs over 175 pieces or with a length ratio over 1.5 dropped) -> train
+# EPOCHS epochs (AdamW, weight decay 1e-4, lr 5e-4, inverse_sqrt after 4000 warmup updates,
+# dropout 0.3, label smoothing 0.1, decoder embeddings tied) -> average the last AVG epoch
+# checkpoints -> beam BEAM on test -> sacreBLEU (BLEU, chrF).
 #
-# Time and result: NOT RUN in this project (it needs the network for the data, and a GPU to
-# finish in reasonable time; on a CPU it would take days, by our estimate). No number here was
-# measured by us.
-# Published reference, to compare with (marked as such, and not directly comparable): Wu et al.
-# (2019, "Pay Less Attention with Lightweight and Dynamic Convolutions") report 34.4 BLEU for
-# their Transformer baseline on this test set, as tokenized lowercased BLEU after Moses
-# tokenization + BPE; this recipe reports detokenized sacreBLEU on SentencePiece output.
+# Needs: the network (or NMT_DATA_DIR) and perl; a GPU (on a CPU it would take days, by estimate);
+# a few GB of disk, mostly checkpoints (estimated).
+# Reaches: NOT RUN in this project; no number here was measured on its machines. Published reference,
+# not directly comparable: Wu et al. (2019) report 34.4 BLEU for their Transformer baseline on this
+# test set, tokenized BLEU after Moses + BPE; this recipe reports detokenized sacreBLEU.
 #
-# Everything goes under $WORK (default work/iwslt14-SRC-TGT). Overridable:
-#   EPOCHS=50 AVG=5 VOCAB=10000 MAX_TOKENS=4096 BEAM=5 LENPEN=1.0 DEVICE=auto|cpu|cuda THREADS=
-#   GPUS=1 (more: torchrun, one process per GPU; each takes MAX_TOKENS, so the batch grows)
-#   WORKERS=1 (preprocess) NMT="python -m nmt" TORCHRUN=torchrun TRAIN_ARGS="--patience 10"
-#   IWSLT14_URL=... (default: a public mirror of the campaign archive)
+# Everything goes under $WORK (default work/iwslt14-SRC-TGT). Overridable, with their defaults:
+#   EPOCHS=50 AVG=5 VOCAB=10000 MAX_TOKENS=4096 BEAM=5 LENPEN=1.0 DEVICE=auto (cpu, cuda) THREADS=
+#   GPUS=1 (more: torchrun, one process per GPU) WORKERS=1 NMT=nmt TORCHRUN=torchrun TRAIN_ARGS= IWSLT14_URL=
 # A re-run skips the finished data steps and resumes training from $WORK/ckpt/checkpoint_last.pt.
 set -euo pipefail
 

@@ -1,61 +1,26 @@
 #!/usr/bin/env bash
-# Multi30k (Flickr30k captions, 29,000 training pairs) in one command, any direction of
-# en, de, fr:
+# Multi30k (29,000 training pairs of image captions) in one command, any direction of en, de, fr:
 #
-#   NMT_DATA_DIR=path/to/multi30k bash recipes/multi30k.sh en de
-#   bash recipes/multi30k.sh en fr          # no local copy: downloads Multi30k (network needed)
+#   NMT_DATA_DIR=path/to/multi30k bash recipes/multi30k.sh en de   # a local copy, offline
+#   bash recipes/multi30k.sh en fr                                 # downloads the public release
 #
-# Steps: data (local copy, or download + check) -> preprocess (joint SentencePiece, 8000
-# pieces, the target's numbered first, SAMPLES=3 extra copies of train segmented by sampling:
-# subword regularization) -> train transformer_multi30k (4+4 layers, D 128,
-# FFN 256, all embeddings shared, dropout 0.2 rather than the preset's 0.3, which under-fits
-# in an hour; label smoothing 0.1; AdamW with weight decay WD=0.03; lr 3e-3 after 1000
-# warmup updates, then inverse square root) for HOURS of wall time
-# (0.97 h = 58 min 12 s; at most EPOCHS epochs) -> average the last fifth of the finished
-# epoch checkpoints (at most AVG) -> translate test2016 with beam 5 -> sacreBLEU (lowercased
-# and cased BLEU, chrF) -> attention heatmaps of the first test sentence, trained vs. initial weights.
+# Steps: check the data (29,000 / 1,014 / 1,000 lines) -> preprocess (joint unigram SentencePiece,
+# VOCAB pieces; the output layer over the target's pieces, TRIM; SAMPLES sampled segmentations of
+# train, for subword regularization) -> train transformer_multi30k (4+4 layers, D 128, 2.3M
+# parameters; dropout 0.2, label smoothing 0.1, AdamW with weight decay WD, lr 3e-3, inverse
+# square root after 1000 warmup updates; bf16 where the CPU has AMX or AVX512-BF16) for HOURS of
+# wall time -> average the last fifth of the epoch checkpoints (at most AVG) -> translate test2016
+# with beam BEAM -> sacreBLEU (BLEU lowercased and cased, chrF) -> attention heatmaps of one sentence.
 #
-# Time and result: 59 minutes in all on 2 CPU cores (no GPU). As it is, from a fresh clone on
-# a 2-core Intel Xeon with AMX (bf16 chosen by AMP=auto), test2016: en->de 41.08 BLEU
-# lowercased, 40.57 cased, chrF 64.80 (71 epochs, 58 min 42 s); en->fr 61.30 / 61.20, chrF
-# 76.33 (62 epochs, 58 min 43 s): both targets (41.0, 61.0) reached. Slower CPUs fit fewer
-# epochs in the hour and score a few tenths lower (below).
-# Earlier runs (0.94 h of training, 57 minutes in all, unless they say otherwise): on an
-# Intel Xeon with AMX (bf16): 76 epochs, en->de test2016 40.72 BLEU lowercased, 40.29 cased;
-# with PREPROCESS_ARGS="--subword-samples 3" (and ONEDNN_PRIMITIVE_CACHE_CAPACITY=16384, 7 GB
-# resident) 62 epochs, 40.86 / 40.44. On an AMD EPYC with AVX512-BF16 (bf16, a third of
-# the AMX host's speed), with the same PREPROCESS_ARGS: 32 epochs, en->fr 59.14 / 59.05; on a
-# quieter day 42 epochs, en->de 40.27 / 39.93; with AdamW's weight decay 0.03 as well (the
-# defaults now: SAMPLES=3 WD=0.03), 40 epochs, en->de 40.82 / 40.40, and 50 epochs, en->fr
-# 60.88 / 60.78. The runs listed here before it had neither (SAMPLES=0 WD=0) unless they
-# name them.
-# On an AMD EPYC (AVX2, fp32): with the host at full speed (~180 GFLOP/s fp32 matmul), 53
-# epochs: en->de test2016 40.16 BLEU lowercased, 39.73 cased; 42 epochs: en->fr 60.39 / 60.31
-# (the best en->fr of fp32 runs). With the host at half speed (~100 GFLOP/s), 24 epochs: en->fr
-# 57.40 lowercased as run (last 10 averaged), 58.40 with the last 5 that the recipe now averages;
-# en->de, 28 epochs, last 6 averaged: 39.48; en->fr with TRAIN_ARGS=--normalize-before, 33
-# epochs: 59.36. Other TRAIN_ARGS tried (pre-norm, lr 5e-3, 2,048 tokens per
-# batch, dropout 0.1) learned faster early but scored the same at equal epochs; label smoothing
-# 0.05 no better; --ema-decay 0.998 on top of the checkpoint averaging 1.3 BLEU worse.
-# --lr-scheduler cosine (down to 0 when the time runs out; 29 epochs each on a slow host):
-# en->fr 59.39, en->de 38.83, level and 0.65 below the inverse square root.
-# PREPROCESS_ARGS="--spm-model-type bpe" (en->de, 44 epochs): 39.85, 0.27 below unigram.
-# VOCAB=4000 and VOCAB=12000 (en->fr, fp32, 26 and 19 epochs): 56.12 and 54.63, both below 8000.
-# The output layer covers only the pieces of the target training text (TRIM=1, preprocess
-# --trim-target-vocab: 5,470 of the 8,000 for French, 5,483 for German): train steps 1.13x
-# faster on the AVX2 host, and en->fr learned as with the full layer (37 epochs: 59.81 /
-# 59.73, on a host slower than the 42-epoch run's). TRIM=0 gives the full layer of the runs above.
-# The defaults of the time (TRIM=1, HOURS=0.97), the AVX2 host busy (~5,300 target tokens/s):
-# 33 epochs, en->fr 59.86 / 59.77 in 59 min 0 s; 43 epochs (~6,250), en->de 40.12 / 39.70 in 58 min 49 s.
-# docs/results.md has the runs, their wall time, and the exact scores and signatures. Training
-# stops on time rather than after a fixed number of epochs so that the whole recipe stays
-# within an hour on a machine whose speed varies.
+# Needs: the corpus (NMT_DATA_DIR: train, valid, test2016 .en/.de/.fr, raw text; or the network),
+# 2 CPU cores (no GPU), about 7 GB of memory, ~0.5 GB of disk (estimated); 59 minutes in all.
+# Reaches, as it is, on a 2-core Intel Xeon with AMX (bf16), test2016, 2026-12-04: en->de 41.08 BLEU
+# lowercased, 40.57 cased, chrF 64.80 (71 epochs); en->fr 61.30, 61.20, chrF 76.33 (62 epochs).
+# Slower CPUs train fewer epochs in the hour and score a few tenths lower; see docs/results.md.
 #
-# A local copy is a directory with train, valid and test2016 files, one sentence a line:
-# train.en train.de train.fr valid.en ... test2016.fr (the raw, cased, untokenized text).
-# Everything goes under $WORK (default work/multi30k-SRC-TGT). Overridable:
-#   HOURS=0.97 EPOCHS=100 VOCAB=8000 AVG=10 BEAM=5 LENPEN=1.0 THREADS=2 AMP=auto TRIM=1 SAMPLES=3 WD=0.03 \
-#   NMT="python -m nmt" WORK=... TRAIN_ARGS="--lr 5e-3" PREPROCESS_ARGS="--spm-model-type bpe" bash recipes/multi30k.sh en de
+# Everything goes under $WORK (default work/multi30k-SRC-TGT). Overridable, with their defaults:
+#   HOURS=0.97 EPOCHS=100 VOCAB=8000 AVG=10 BEAM=5 LENPEN=1.0 THREADS=2 AMP=auto (none, bf16) TRIM=1
+#   SAMPLES=3 WD=0.03 NMT=nmt TRAIN_ARGS="--lr 5e-3" PREPROCESS_ARGS="--spm-model-type bpe" MULTI30K_URL=
 # A re-run resumes training from $WORK/ckpt/checkpoint_last.pt and redoes the later steps.
 set -euo pipefail
 

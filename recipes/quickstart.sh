@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Quickstart on the embedded English->French toy corpus (no download needed):
-# writes toy data, preprocesses it into a binarized data directory (joined SentencePiece
-# vocabulary), trains transformer_tiny, translates the test set with beam 5, scores it
-# with sacreBLEU and exports attention heatmaps (trained vs. initial weights).
+# Quickstart on the built-in English->French toy corpus (no download, no GPU): writes toy data,
+# preprocesses it into a binarized data directory (joined SentencePiece vocabulary), trains
+# transformer_tiny for EPOCHS epochs, translates the test set with beam 5, scores it with
+# sacreBLEU and writes attention heatmaps (trained vs. initial weights). `make demo` runs it.
 #
-# Everything goes under $WORK (default: work/quickstart). Overridable:
-#   WORK=/tmp/qs PAIRS=20000 VOCAB=360 WORKERS=1 bash recipes/quickstart.sh
+#   bash recipes/quickstart.sh
+#   WORK=/tmp/qs PAIRS=20000 VOCAB=360 WORKERS=1 EPOCHS=4 NMT=nmt bash recipes/quickstart.sh
+#
+# Needs: nmt installed, 2 CPU cores, under 0.3 GB of disk (estimated). Everything goes under
+# $WORK (default work/quickstart).
+# Reaches, with the defaults, on a 2-core AMD EPYC: BLEU 98.36, chrF 99.10 on the 300-sentence toy
+# test set, in 6 min 16 s (docs/benchmarks.md).
 set -euo pipefail
 
 WORK="${WORK:-work/quickstart}"

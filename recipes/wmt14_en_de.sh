@@ -1,54 +1,27 @@
 #!/usr/bin/env bash
-# WMT'14 English->German (~4.5M training pairs) with transformer_big (default) or
-# transformer_base, on GPUs with torchrun and mixed precision:
+# WMT'14 English->German (~4.5M pairs) with transformer_big (default) or transformer_base, on GPUs:
 #
-#   bash recipes/wmt14_en_de.sh                              # one machine, all its GPUs
-#   ARCH=transformer_base GPUS=4 AMP=bf16 bash recipes/wmt14_en_de.sh
-#   # two machines with 8 GPUs each (data dir on a shared filesystem, or prepared on both):
-#   PREPARE_ONLY=1 bash recipes/wmt14_en_de.sh               # once, prepares the data
-#   NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 bash recipes/wmt14_en_de.sh    # on host0
-#   NNODES=2 NODE_RANK=1 MASTER_ADDR=host0 bash recipes/wmt14_en_de.sh    # on the other
+#   bash recipes/wmt14_en_de.sh                                          # one machine, all its GPUs
+#   ARCH=transformer_base GPUS=4 AMP=bf16 bash recipes/wmt14_en_de.sh    # PREPARE_ONLY=1: the data only
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 bash recipes/wmt14_en_de.sh   # on host0; NODE_RANK=1 on the other
 #
-# Data: the WMT'14 training corpora Europarl v7, Common Crawl and News Commentary v9 (de-en),
-# concatenated; valid = newstest2013 (3000 lines); test = newstest2014, full version (3003 lines).
-# The test sets come from sacreBLEU (`sacrebleu -t wmt13 / wmt14/full -l en-de --echo src|ref`,
-# sacrebleu is installed with nmt) or, with SACREBLEU= or NMT_DATA_DIR, from dev.tgz and
-# test-full.tgz. NMT_DATA_DIR=DIR works offline: DIR holds the five archives under the names
-# of the download URLs. One joint SentencePiece model (32,000 pieces); training pairs longer
-# than 250 pieces or with a length ratio above 1.5 are dropped.
+# Steps: Europarl v7 + Common Crawl + News Commentary v9; valid newstest2013, test newstest2014 (full,
+# 3003 lines, from sacreBLEU or the archives) -> one joint SentencePiece model (32,000 pieces; pairs
+# over 250 pieces or with a length ratio over 1.5 dropped) -> train under torchrun (Vaswani et al. 2017,
+# Ott et al. 2018: shared embeddings, inverse_sqrt after 4000 warmup updates, label smoothing 0.1,
+# AMP fp16, MAX_TOKENS per GPU; UPDATE_FREQ makes an update 128 GPU-batches for big, 8 for base;
+# big / base: lr 1e-3 / 7e-4, dropout 0.3 / 0.1, 30k (this recipe's choice) / 100k updates) ->
+# average the last AVG checkpoints -> beam 4, length penalty 0.6 -> cased sacreBLEU (13a) and chrF.
 #
-# Model and training (Vaswani et al., 2017; Ott et al., 2018): all embeddings shared, Adam
-# betas 0.9,0.98, inverse_sqrt schedule, 4000 warmup updates from 1e-7, label smoothing 0.1,
-# no weight decay, no clipping, AMP fp16 (AMP=bf16 on GPUs that have it), MAX_TOKENS=3584 per
-# GPU. Batch arithmetic: one update = NNODES * GPUS * UPDATE_FREQ GPU-batches of ~3584 tokens.
-#   big:  128 GPU-batches (~459k tokens, Ott et al.'s large-batch setting), so UPDATE_FREQ =
-#         ceil(128 / (NNODES * GPUS)): 1 GPU -> 128, 8 GPUs -> 16, 2x8 GPUs -> 8, 128 GPUs -> 1.
-#   base: 8 GPU-batches (~29k tokens, about Vaswani et al.'s 25k source + 25k target tokens):
-#         8 GPUs -> 1, 4 GPUs -> 2, 1 GPU -> 8.
-# lr: base 7e-4 = the peak of Vaswani et al.'s schedule for D 512 and 4000 warmup steps
-# (512^-0.5 * 4000^-0.5); big 1e-3 = Ott et al.'s value for 128 GPU-batches (twice the
-# ~5e-4 peak of the original schedule for D 1024, with a 16x larger batch).
-# dropout: 0.3 big, 0.1 base (Vaswani et al. for en-de). Updates: base 100k (Vaswani et al.);
-# big 30k, this recipe's choice, not a published number: each update is 16x Vaswani et al.'s
-# (their big model: 300k updates of ~25k tokens); Ott et al. reached 29.3 BLEU after 85 minutes
-# on 128 GPUs, far fewer updates. Checkpoints every SAVE_INTERVAL updates (base 1500, big 500);
-# the last AVG (base 5, big 10) are averaged. newstest2014 is translated with beam 4, length
-# penalty 0.6, max length source + 50, and scored with cased sacreBLEU (13a) and chrF.
+# Needs: GPUs, the network (~1.5 GB of downloads; or NMT_DATA_DIR holding the five archives),
+# ~10 GB of disk for data, ~2.5 GB per big checkpoint with AVG + 3 kept (estimates).
+# Reaches: NOT RUN in this project; no number here was measured on its machines.
+# Published references (their authors', tokenized BLEU unless noted): Vaswani et al. base 27.3,
+# big 28.4; Ott et al. big 29.3 after 85 min on 128 V100 (28.6 as detokenized sacreBLEU).
 #
-# Time and result: NOT RUN in this project (it needs the network, ~1.5 GB of downloads, and
-# GPUs). No number here was measured by us. Published references, to compare with (measured by
-# their authors on newstest2014; tokenized BLEU unless noted, which is not sacreBLEU):
-#   Vaswani et al. (2017): base 27.3 (100k updates, 12 h on 8 P100), big 28.4 (300k, 3.5 days).
-#   Ott et al. (2018): big 29.3 after 85 min on 128 V100 (28.6 as detokenized sacreBLEU).
-# Disk (estimates): roughly 10 GB of archives, text and data; a big checkpoint with its
-# optimizer state is ~2.5 GB, and AVG + 3 of them are kept.
-#
-# Everything goes under $WORK (default work/wmt14-en-de-ARCH). Overridable:
-#   ARCH=transformer_big|transformer_base AMP=fp16|bf16 GPUS=(all GPUs) NNODES=1 NODE_RANK=0
-#   MASTER_ADDR= MASTER_PORT=29500 MAX_TOKENS=3584 UPDATE_FREQ=(see above) LR= DROPOUT=
-#   MAX_UPDATE= SAVE_INTERVAL= AVG= VOCAB=32000 SPM_SAMPLE=2000000 WORKERS=(nproc) BEAM=4
-#   LENPEN=0.6 NMT=nmt TORCHRUN=torchrun SACREBLEU=sacrebleu TRAIN_ARGS= PREPARE_ONLY=
-#   WMT14_EUROPARL_URL WMT14_COMMONCRAWL_URL WMT14_NEWS_COMMENTARY_URL WMT14_DEV_URL WMT14_TEST_URL
+# Everything goes under $WORK (default work/wmt14-en-de-ARCH). Overridable: ARCH AMP GPUS NNODES NODE_RANK
+#   MASTER_ADDR MASTER_PORT=29500 MAX_TOKENS=3584 UPDATE_FREQ LR DROPOUT MAX_UPDATE SAVE_INTERVAL AVG VOCAB=32000
+#   SPM_SAMPLE=2000000 WORKERS BEAM=4 LENPEN=0.6 NMT TORCHRUN SACREBLEU TRAIN_ARGS PREPARE_ONLY WMT14_*_URL
 # A re-run skips the finished data steps and resumes training from $WORK/ckpt/checkpoint_last.pt.
 set -euo pipefail
 
