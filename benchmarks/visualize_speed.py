@@ -23,6 +23,7 @@ from nmt.checkpoint import load_model, save_model
 from nmt.config import VisualizeConfig
 from nmt.data.tokenizer import SPECIAL_PIECES, WordTokenizer
 from nmt.viz import attention as V
+from nmt.viz.capture import capture_sentence
 
 N_WORDS = 2000  # vocabulary of the synthetic word tokenizer (embeddings are not what is measured)
 
@@ -65,7 +66,7 @@ def main() -> None:
         t_load = time.perf_counter() - t0
         src, tgt = loaded.src_tok.encode(source), loaded.tgt_tok.encode(target)
         t0 = time.perf_counter()
-        attn = V.capture_sentence(loaded.model, src, tgt)
+        attn = capture_sentence(loaded.model, src, tgt)
         t_capture = time.perf_counter() - t0
         shapes = {k: (len(v), *v[0].shape) for k, v in attn.items()}
         print(f"model transformer_base, sentence {len(src)} + {len(tgt)} pieces, attention {shapes}")

@@ -14,6 +14,7 @@ Every module offers the same two calls, so the decoder knows nothing about the v
     prepare(memory_out (B,S,He)) -> {"k": (B,H,S,dk) or (B,S,A), "v": (B,H,S,dv) or (B,S,He)}
         computed once per sentence; batch-first, so it lives in the decoder state.
     forward(query (B,T,Dq), cache, src_pad_mask (B,S)) -> (context (B,T,C), weights (B,H,T,S))
+        cache is the decoder state (nmt.models.protocol.LSTMState), of which only k and v are read;
         weights are exactly zero at padding and every row sums to 1.
 
 Which query is passed (h_t after the LSTM step, or s_{t-1} before it) is the decoder's business.
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.errors import UserError
+from nmt.models.protocol import LSTMState
 
 ATTENTIONS = ("none", "dot", "general", "qkv", "additive", "multihead")
 
@@ -76,7 +78,7 @@ class ProductAttention(nn.Module):
     def prepare(self, memory_out: Tensor) -> dict[str, Tensor]:
         return {"k": self._split(self.k_proj(memory_out)), "v": self._split(self.v_proj(memory_out))}
 
-    def forward(self, query: Tensor, cache: dict[str, Tensor], src_pad_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, cache: LSTMState, src_pad_mask: Tensor) -> tuple[Tensor, Tensor]:
         k, v = cache["k"], cache["v"]  # (B, H, S, dk), (B, H, S, dv)
         q = self._split(self.q_proj(query))  # (B, H, T, dk)
         weights = masked_softmax(q @ k.transpose(-1, -2) * self.scale, src_pad_mask)  # (B, H, T, S)
@@ -98,7 +100,7 @@ class AdditiveAttention(nn.Module):
     def prepare(self, memory_out: Tensor) -> dict[str, Tensor]:
         return {"k": self.k_proj(memory_out), "v": memory_out}  # (B, S, A), (B, S, He)
 
-    def forward(self, query: Tensor, cache: dict[str, Tensor], src_pad_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, cache: LSTMState, src_pad_mask: Tensor) -> tuple[Tensor, Tensor]:
         k, v = cache["k"], cache["v"]
         energy = torch.tanh(self.q_proj(query).unsqueeze(2) + k.unsqueeze(1))  # (B, T, S, A)
         weights = masked_softmax(self.score(energy).squeeze(-1).unsqueeze(1), src_pad_mask)  # (B, 1, T, S)

@@ -3,7 +3,8 @@
 Shape legend: B batch, S source length, T target length, D model dim, H heads, V vocab.
 
 Post-norm (the paper) by default, pre-norm with a final layer norm when `normalize_before`.
-The model implements the protocol of `nmt.models`: the decoder state is a plain dict
+The model implements the protocol of `nmt.models` (nmt.models.protocol): memory {"out": (B, S, D)}
+(TransformerMemory) and a decoder state that is a plain dict (TransformerState)
     {"steps": int, "layers": [{"self_k", "self_v", "cross_k", "cross_v"} per layer]}
 with every tensor (B, H, L, Dh), so beam search reorders it with `select_batch`.
 """
@@ -28,6 +29,7 @@ from nmt.models.layers import (
     dropout,
     padding_attend_mask,
 )
+from nmt.models.protocol import AttentionMaps, TransformerLayerState, TransformerMemory, TransformerState
 from nmt.registry import ARCHS, MODELS, register
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
@@ -121,9 +123,9 @@ class DecoderLayer(nn.Module):
         src_attend: Tensor,
         self_attend: Optional[Tensor],
         causal: bool,
-        cache: Optional[dict],
+        cache: Optional[TransformerLayerState],
         need_attn: bool,
-    ) -> tuple[Tensor, dict, Optional[Tensor], Optional[Tensor]]:
+    ) -> tuple[Tensor, TransformerLayerState, Optional[Tensor], Optional[Tensor]]:
         """x (B, T, D) new positions; memory (B, S, D_enc); src_attend (B, 1, 1, S);
         self_attend (T, T_all) or None; cache: this layer's state entry or None.
         Returns (x (B, T, D), new cache entry, self weights (B, H, T, T_all), cross weights (B, H, T, S))."""
@@ -167,7 +169,7 @@ class TransformerEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(D) if cfg.normalize_before else None
         self.dropout = cfg.dropout
 
-    def forward(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[Tensor, list]:
+    def forward(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[Tensor, list[Tensor]]:
         """src (B, S) ids, src_pad_mask (B, S) True at padding -> (out (B, S, D), [weights (B, H, S, S)] or [])."""
         S = src.size(1)
         x = self.embed_tokens(src) * self.embed_scale + self.positions(S, 0, src.device)  # (B, S, D)
@@ -218,10 +220,10 @@ class TransformerDecoder(nn.Module):
         tgt_in: Tensor,
         memory: Tensor,
         src_pad_mask: Tensor,
-        state: Optional[dict],
+        state: Optional[TransformerState],
         need_attn: bool,
         project: bool = True,
-    ) -> tuple[Tensor, dict, Optional[dict]]:
+    ) -> tuple[Tensor, TransformerState, Optional[AttentionMaps]]:
         """tgt_in (B, T) new positions (all of them when state is None); memory (B, S, D_enc).
         Returns (logits (B, T, V), or the features (B, T, D) before the projection when not
         `project`, state, attn or None)."""
@@ -274,7 +276,9 @@ class TransformerModel(nn.Module):
         """The bias-free output projection (V, D): logits = features @ output_weight^T."""
         return self.decoder.output_weight()
 
-    def encode(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[dict, Optional[dict]]:
+    def encode(
+        self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False
+    ) -> tuple[TransformerMemory, Optional[AttentionMaps]]:
         """-> ({"out": (B, S, D)}, {"enc_self": [(B, H, S, S) per layer]} when need_attn else None)."""
         out, weights = self.encoder(src, src_pad_mask, need_attn)
         return {"out": out}, ({"enc_self": weights} if need_attn else None)
@@ -282,16 +286,17 @@ class TransformerModel(nn.Module):
     def decode(
         self,
         tgt_in: Tensor,
-        memory: dict,
+        memory: TransformerMemory,
         src_pad_mask: Tensor,
-        state: Optional[dict] = None,
+        state: Optional[TransformerState] = None,
         need_attn: bool = False,
-    ) -> tuple[Tensor, dict, Optional[dict]]:
+    ) -> tuple[Tensor, TransformerState, Optional[AttentionMaps]]:
         """tgt_in (B, T): the whole prefix from BOS when state is None, else only the new positions.
         -> (logits (B, T, V), state, {"dec_self": [(B, H, T, T_all)], "cross": [(B, H, T, S)]} or None)."""
         return self.decoder(tgt_in, memory["out"], src_pad_mask, state, need_attn)
 
     def max_positions(self) -> tuple[int, int]:
+        """(max source length, max decoder input length): max_source_positions, max_target_positions."""
         return self.cfg.max_source_positions, self.cfg.max_target_positions
 
 

@@ -1,101 +1,37 @@
 """`nmt visualize-attn`: capture every head of every layer for each kind of attention, draw it.
 
-Shape legend: B batch, H heads, S source length, T target length.
-
-Kinds: `enc_self` (source x source), `dec_self` (decoder input x decoder input, causal: the
-upper triangle is masked and shows as zero), `cross` (target x source: row i is the step that
-predicts target piece i, columns are source pieces). Capture is one teacher-forced pass through
-the model's explicit attention path: `encode(..., need_attn=True)` then
-`decode(tgt_in, ..., need_attn=True)` over the whole target at once.
+Shape legend: H heads, S source length, T target length.
 
 `run` resolves the sentence (--source / --input FILE --index N / DATA_DIR --gen-subset --index N),
 its target (the given reference, teacher-forced, or the model's own beam translation), the models
-(--compare-init, --path, --compare ...: all teacher-forced on the same target), then writes the
-figures, statistics and report through `nmt.viz.figures`. `cross_attention_image` renders one picture
-for the trainer's TensorBoard log.
+(--compare-init, --path, --compare ...: all teacher-forced on the same target), captures their
+attention (nmt.viz.capture), measures every head (nmt.viz.stats) and writes the figures
+(nmt.viz.figures), the statistics files (nmt.viz.tables) and the report (nmt.viz.html).
+`cross_attention_image` renders one picture for the trainer's TensorBoard log.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
 from nmt.checkpoint import load_model
-from nmt.config import GenerateConfig
 from nmt.data.dataset import load_split, read_meta
-from nmt.data.tokenizer import BOS, EOS, PAD, UNK
+from nmt.data.tokenizer import BOS, EOS, UNK
 from nmt.device import resolve_device
 from nmt.errors import UserError
-from nmt.generation.search import translate_batch
 from nmt.models import build_for_data
 from nmt.viz import figures as R
 from nmt.viz import stats as A
+from nmt.viz.capture import capture_sentence, translate, translate_many
 from nmt.viz.figures import FORMATS, Figure
+from nmt.viz.html import write_html
 from nmt.viz.stats import KINDS
-
-
-# ----------------------------------------------------------------------------- capture
-def capture_batch(
-    model: torch.nn.Module, src: torch.Tensor, src_pad_mask: torch.Tensor, tgt_in: torch.Tensor
-) -> dict[str, list[torch.Tensor]]:
-    """Teacher-forced attention of a batch: {kind: [(B, H, T_q, T_k) per layer]} (kinds present only).
-
-    src (B, S), src_pad_mask (B, S) True at padding, tgt_in (B, T) = BOS + pieces. Weights are
-    float32 on the CPU; a family returning (B, T, S) for single-head attention gets H = 1.
-    """
-    with torch.inference_mode():
-        memory, enc_attn = model.encode(src, src_pad_mask, need_attn=True)
-        _, _, dec_attn = model.decode(tgt_in, memory, src_pad_mask, None, need_attn=True)
-    out: dict[str, list[torch.Tensor]] = {}
-    for group in (enc_attn or {}, dec_attn or {}):
-        for kind, layers in group.items():
-            if kind in KINDS and layers:
-                out[kind] = [(w if w.dim() == 4 else w.unsqueeze(1)).float().cpu() for w in layers]
-    return out
-
-
-def capture_sentence(
-    model: torch.nn.Module, src: Sequence[int], tgt: Sequence[int], device: torch.device | str = "cpu"
-) -> dict[str, list[np.ndarray]]:
-    """Attention of one sentence pair of piece ids (no specials): {kind: [(H, T_q, T_k) per layer]}.
-
-    The model sees src + EOS and BOS + tgt; so enc_self is (S+1, S+1), dec_self (T+1, T+1) and
-    cross (T+1, S+1), row i of cross being the step that predicts (tgt + EOS)[i].
-    """
-    src_t = torch.tensor([list(src) + [EOS]], dtype=torch.long, device=device)  # (1, S)
-    tgt_in = torch.tensor([[BOS] + list(tgt)], dtype=torch.long, device=device)  # (1, T)
-    attn = capture_batch(model, src_t, src_t.eq(PAD), tgt_in)
-    return {kind: [w[0].numpy() for w in layers] for kind, layers in attn.items()}
-
-
-def translate(model: torch.nn.Module, src: Sequence[int], beam: int, device: torch.device | str) -> list[int]:
-    """The model's own translation of one sentence (piece ids, no EOS) with nmt.generation.decoding."""
-    return translate_many(model, [src], beam, device)[0]
-
-
-def translate_many(
-    model: torch.nn.Module, sources: Sequence[Sequence[int]], beam: int, device: torch.device | str, batch: int = 32
-) -> list[list[int]]:
-    """Best hypotheses (piece ids, no EOS) of many sentences, in order, `batch` at a time."""
-    cfg = GenerateConfig(beam=beam)
-    out: list[list[int]] = []
-    for start in range(0, len(sources), batch):
-        chunk = [list(s) + [EOS] for s in sources[start : start + batch]]
-        width = max(len(s) for s in chunk)
-        src = torch.full((len(chunk), width), PAD, dtype=torch.long)  # (B, S)
-        for i, s in enumerate(chunk):
-            src[i, : len(s)] = torch.tensor(s)
-        src = src.to(device)
-        with torch.inference_mode():
-            hyps = translate_batch([model], src, src.eq(PAD), cfg)
-        for nbest in hyps:
-            ids = nbest[0].tokens.tolist()
-            out.append(ids[:-1] if ids and ids[-1] == EOS else ids)
-    return out
+from nmt.viz.tables import write_stats
 
 
 # ----------------------------------------------------------------------------- the command
@@ -112,7 +48,7 @@ class Sentence:
 
 @dataclass
 class Result:
-    """What `run` produced; `rows` are per-head statistics (see nmt.viz.figures)."""
+    """What `run` produced; `rows` are per-head statistics (see nmt.viz.stats.stat_rows)."""
 
     out: str
     arch: str
@@ -297,11 +233,11 @@ def run(cfg) -> Result:
                     R.draw_compare(writer, kind, layer + 1, per_model, heads, ax, cfg.max_pieces)
     finally:
         writer.close()
-    files = [f.path for f in writer.figures if f.path] + R.write_stats(cfg.out, rows)
+    files = [f.path for f in writer.figures if f.path] + write_stats(cfg.out, rows)
     labels = [label for label, _ in models]
     result = Result(cfg.out, loaded.arch, sentence, labels, writer.figures, rows, summaries, len(stats_ids), files)
     if cfg.html:
-        result.files.append(R.write_html(os.path.join(cfg.out, "report.html"), result))
+        result.files.append(write_html(os.path.join(cfg.out, "report.html"), result))
     return result
 
 

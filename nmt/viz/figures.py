@@ -1,8 +1,8 @@
-"""Rendered outputs of `nmt visualize-attn`: heatmap figures, statistics tables, the HTML report.
+"""Heatmap figures of `nmt visualize-attn`: matplotlib (Agg backend), one reusable figure per layout.
 
 Shape legend: H heads, T queries (rows), S keys (columns).
 
-Figures (matplotlib, Agg backend), file names with 1-based layers:
+Figures, file names with 1-based layers:
     {kind}_L{n}.{fmt}          all (selected) heads of one layer, shared colour scale, one colour bar
     {kind}_L{n}_mean.{fmt}     the head-averaged map (over all heads of the layer)
     compare_{kind}_L{n}.{fmt}  one row per model (e.g. init, epoch 1, epoch 10): heads + mean
@@ -10,18 +10,12 @@ Figures of one layout are created once and refilled for every layer (figure crea
 layout dominate the cost); axes are placed in inches computed from the piece count, never with
 tight_layout. Sentences longer than `max_pieces` are cut, with a note in the title.
 
-Statistics: stats.csv and stats.json (one row per model, kind, layer and head; NaN -> empty / null)
-and a rich table. The HTML report is one self-contained file: figures embedded as base64 PNG,
-inline CSS, no external URL.
+The statistics tables live in nmt.viz.tables, the HTML report in nmt.viz.html.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
 import io
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -35,7 +29,9 @@ import numpy as np  # noqa: E402
 
 from nmt.errors import UserError  # noqa: E402
 from nmt.fileio import atomic_write  # noqa: E402
-from nmt.viz.stats import STAT_NAMES  # noqa: E402
+
+# Re-exported: the `nmt visualize-attn` command imports the statistics table from here.
+from nmt.viz.tables import stats_table as stats_table  # noqa: E402
 
 KIND_TITLES = {
     "enc_self": "encoder self-attention",
@@ -296,117 +292,3 @@ def draw_compare(
     panel = writer.panel_figure(len(per_model), len(heads) + 1, cut, len(maps))
     panel.show(maps, titles, title, vmax)
     return writer.emit(f"compare_{kind}_L{layer}", kind, layer, title, panel)
-
-
-# ----------------------------------------------------------------------------- statistics
-COLUMNS = ("model", "kind", "layer", "head", *STAT_NAMES, "label", "sentences")
-SHORT = {"max_weight": "max", "distance": "dist", "diag_agree": "diag"}
-
-
-def _clean(value):
-    """NaN -> None (JSON null / empty CSV cell); floats rounded to 6 significant digits."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else float(f"{value:.6g}")
-    return value
-
-
-def write_stats(out: str, rows: Sequence[dict]) -> list[str]:
-    """OUT/stats.csv and OUT/stats.json (one row per model, kind, layer, head); returns the paths."""
-    clean = [{c: _clean(r[c]) for c in COLUMNS} for r in rows]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in clean:
-        w.writerow(["" if r[c] is None else r[c] for c in COLUMNS])
-    paths = [os.path.join(out, "stats.csv"), os.path.join(out, "stats.json")]
-    write_atomic(paths[0], buf.getvalue().encode())
-    write_atomic(paths[1], (json.dumps({"columns": list(COLUMNS), "rows": clean}, indent=1) + "\n").encode())
-    return paths
-
-
-def _cell(value) -> str:
-    value = _clean(value)
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def table_columns(rows: Sequence[dict]) -> list[str]:
-    """Columns worth showing: 'model' only with several models."""
-    several = len({r["model"] for r in rows}) > 1
-    return [c for c in COLUMNS if c != "sentences" and (several or c != "model")]
-
-
-def stats_table(rows: Sequence[dict], title: str):
-    """A rich Table of the statistics (NaN shown as '-')."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    cols = table_columns(rows)
-    for c in cols:
-        table.add_column(SHORT.get(c, c), justify="left" if c in ("model", "kind", "label") else "right")
-    for r in rows:
-        table.add_row(*[_cell(r[c]) for c in cols])
-    return table
-
-
-# ----------------------------------------------------------------------------- HTML
-CSS = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; color: #555; }
-table { border-collapse: collapse; font-size: 0.8em; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
-td.t { text-align: left; }
-code { background: #f4f4f4; padding: 0 3px; }
-"""
-
-
-def _figure_html(fig: Figure) -> str:
-    data = base64.b64encode(fig.png or b"").decode("ascii")
-    cap = html.escape(fig.caption)
-    img = f'<img alt="{html.escape(fig.name)}" src="data:image/png;base64,{data}">'
-    return f"<figure>{img}<figcaption>{cap}</figcaption></figure>"
-
-
-def write_html(path: str, result) -> str:
-    """One self-contained HTML file (base64 PNG figures, inline CSS) from a visualize Result; returns path."""
-    e = html.escape
-    s = result.sentence
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>attention: ' + e(s.src_text[:60]) + "</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<h1>Attention</h1>",
-        "<p>architecture <code>" + e(result.arch) + "</code>; models: " + e(", ".join(result.labels)) + "</p>",
-        "<p><b>source</b>: " + e(s.src_text) + "</p>",
-        f"<p><b>target</b> ({e(s.tgt_origin)}, teacher-forced): " + e(s.tgt_text) + "</p>",
-        f"<h2>Heads in words</h2><p>statistics over {result.n_sentences} sentence(s)</p><ul>",
-        *[f"<li>{e(line)}</li>" for line in result.summaries],
-        "</ul><h2>Heatmaps</h2>",
-        *[_figure_html(f) for f in result.figures if not f.name.startswith("compare_")],
-    ]
-    compare = [f for f in result.figures if f.name.startswith("compare_")]
-    if compare:
-        parts += ["<h2>Comparison: " + e(" vs ".join(result.labels)) + "</h2>", *map(_figure_html, compare)]
-    cols = table_columns(result.rows)
-    parts += ['<h2>Per-head statistics</h2><table class="stats"><tr>']
-    parts += [f"<th>{e(SHORT.get(c, c))}</th>" for c in cols] + ["</tr>"]
-    for r in result.rows:
-        cells = "".join(
-            f"<td{' class=t' if c in ('model', 'kind', 'label') else ''}>{e(_cell(r[c]))}</td>" for c in cols
-        )
-        parts.append(f"<tr>{cells}</tr>")
-    parts += ["</table>", STATS_HELP, "</body></html>"]
-    write_atomic(path, "\n".join(parts).encode("utf-8"))
-    return path
-
-
-STATS_HELP = """<p style="font-size:0.85em">entropy: normalized by log of the visible length (1 = uniform);
-max: mean largest weight; dist / offset: mean (absolute / signed) key distance from the diagonal;
-eos: weight on EOS (BOS for decoder self-attention); self / prev / next: weight on the query's own,
-previous and next position; diag: share of rows whose argmax is the monotone diagonal (cross).
-Labels: first rule that holds of EOS/BOS sink (eos &ge; 0.5), self / previous token / next token
-(&ge; 0.5), diagonal/monotone (diag &ge; 0.5), focused (max &ge; 0.5), broad (entropy &ge; 0.75), else mixed.</p>"""

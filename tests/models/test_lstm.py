@@ -11,7 +11,7 @@ from nmt.config import LSTMConfig
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model, select_batch
-from nmt.models.lstm import layer_map, reverse_index
+from nmt.models.lstm_encoder import layer_map, reverse_index
 from nmt.registry import ARCHS
 
 LSTM_ARCHS = sorted(a for a in ARCHS if a.startswith("lstm"))

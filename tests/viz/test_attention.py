@@ -1,6 +1,6 @@
-"""visualize-attn: capture equals the fast path, figures, statistics, HTML report, comparison, CLI errors.
+"""visualize-attn: figures, statistics, HTML report, comparison, the trainer's picture, CLI errors.
 
-Shape legend: B batch, H heads, S source length, T target length.
+Shape legend: H heads, S source length, T target length.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ import torch
 from helpers import shrink
 
 import nmt.models as M
-from nmt.checkpoint import save_model
+from nmt import cli
+from nmt.checkpoint import load_model, save_model
 from nmt.config import VisualizeConfig
-from nmt.data.tokenizer import BOS, EOS, PAD, SPECIAL_PIECES, WordTokenizer
+from nmt.data.dataset import load_split, read_meta
+from nmt.data.tokenizer import SPECIAL_PIECES, WordTokenizer, read_blobs
 from nmt.errors import UserError
 from nmt.registry import ARCHS
 from nmt.viz import attention as V
+from nmt.viz import capture as C
+from nmt.viz import stats as A
 from nmt.viz.stats import STAT_NAMES
 
 WORDS = "a the cat dog sees runs red big small house le la chat chien voit court rouge grand petit maison".split()
@@ -73,48 +77,6 @@ def config(path: str, out: Path, **kw) -> VisualizeConfig:
     return VisualizeConfig(path=path, out=str(out), dpi=30, device="cpu", **kw)
 
 
-# ----------------------------------------------------------------------------- capture
-def pad_batch(seqs: list[list[int]]) -> torch.Tensor:
-    out = torch.full((len(seqs), max(map(len, seqs))), PAD, dtype=torch.long)  # (B, L)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s)
-    return out
-
-
-@pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_capture_is_the_fast_path_and_masks(arch):
-    torch.manual_seed(0)
-    model = M.build_model(shrink(ARCHS[arch]()), 30, 30, True).eval()
-    src_lens, tgt_lens = (6, 3), (4, 7)
-    src = pad_batch([list(range(4, 4 + n - 1)) + [EOS] for n in src_lens])  # (B, S) right-padded
-    tgt_in = pad_batch([[BOS] + list(range(5, 5 + n - 1)) for n in tgt_lens])  # (B, T)
-    pad = src.eq(PAD)
-    attn = V.capture_batch(model, src, pad, tgt_in)
-    with torch.inference_mode():
-        memory, _ = model.encode(src, pad)
-        fast, _, _ = model.decode(tgt_in, memory, pad)
-        memory2, _ = model.encode(src, pad, need_attn=True)
-        slow, _, _ = model.decode(tgt_in, memory2, pad, need_attn=True)
-    torch.testing.assert_close(slow, fast, atol=1e-5, rtol=1e-4)
-    if ARCHS[arch]().family == "lstm" and ARCHS[arch]().attention == "none":
-        assert attn == {}
-        return
-    assert "cross" in attn and set(attn) <= {"enc_self", "dec_self", "cross"}
-    for kind, layers in attn.items():
-        for w in layers:
-            assert w.dim() == 4 and w.shape[0] == 2  # (B, H, T, S)
-            for b in range(2):
-                q = src_lens[b] if kind == "enc_self" else tgt_lens[b]
-                k = tgt_lens[b] if kind == "dec_self" else src_lens[b]
-                real = w[b, :, :q]  # (H, q, S) rows of real queries
-                torch.testing.assert_close(real.sum(-1), torch.ones_like(real.sum(-1)), atol=1e-5, rtol=0)
-                if real.size(-1) > k:  # padding keys get exactly zero
-                    assert real[:, :, k:].abs().max() == 0
-                if kind == "dec_self":
-                    future = torch.triu(torch.ones(q, w.shape[-1], dtype=torch.bool), diagonal=1)
-                    assert real[:, future].abs().max() == 0
-
-
 # ----------------------------------------------------------------------------- figures + stats
 def test_figures_stats_and_html(ckpts, tmp_path):
     res = V.run(config(ckpts["a"], tmp_path, html=True))
@@ -152,13 +114,10 @@ def test_selection_and_svg(ckpts, tmp_path):
 
 def test_stats_match_pure_functions(ckpts, tmp_path):
     """Row values are attn_stats on the captured matrices (one sentence, no padding)."""
-    from nmt.checkpoint import load_model
-    from nmt.viz import stats as A
-
     res = V.run(config(ckpts["a"], tmp_path, kinds=["cross"]))
     loaded = load_model(ckpts["a"])
     src, tgt = loaded.src_tok.encode(SOURCE), loaded.tgt_tok.encode(TARGET)
-    w = V.capture_sentence(loaded.model, src, tgt)["cross"][1]  # (H, T+1, S+1)
+    w = C.capture_sentence(loaded.model, src, tgt)["cross"][1]  # (H, T+1, S+1)
     assert w.shape[1:] == (len(tgt) + 1, len(src) + 1)
     ref = A.head_stats(w, A.valid_mask("cross", *w.shape[1:]), "cross")
     row = [r for r in res.rows if r["layer"] == 2 and r["head"] == 2][0]
@@ -208,10 +167,8 @@ def test_translation_target_and_many_sentences(ckpts, tmp_path):
     )
     assert res.sentence.src_text == lines[1] and res.sentence.tgt_origin == "translation (beam 2)"
     assert res.n_sentences == 3 and {r["sentences"] for r in res.rows} == {3}
-    from nmt.checkpoint import load_model
-
     loaded = load_model(ckpts["a"])
-    assert res.sentence.tgt == V.translate(loaded.model, loaded.src_tok.encode(lines[1]), 2, "cpu")
+    assert res.sentence.tgt == C.translate(loaded.model, loaded.src_tok.encode(lines[1]), 2, "cpu")
 
 
 def test_long_sentence_is_cut_with_a_note(ckpts, tmp_path):
@@ -232,8 +189,6 @@ def test_long_sentence_is_cut_with_a_note(ckpts, tmp_path):
 
 
 def test_cross_attention_image(ckpts):
-    from nmt.checkpoint import load_model
-
     loaded = load_model(ckpts["a"])
     loaded.model.train()
     img = V.cross_attention_image(loaded.model, loaded.src_tok, loaded.tgt_tok, SOURCE, "cpu")
@@ -263,8 +218,6 @@ def test_library_errors(ckpts, tmp_path):
     ],
 )
 def test_cli_errors_exit_2_with_one_line(ckpts, tmp_path, monkeypatch, capsys, args, message):
-    from nmt import cli
-
     txt = tmp_path / "two.txt"
     txt.write_text("the cat\na dog\n")
     argv = [a.format(txt=txt, **ckpts) for a in args]
@@ -278,8 +231,6 @@ def test_cli_errors_exit_2_with_one_line(ckpts, tmp_path, monkeypatch, capsys, a
 
 
 def test_cli_success(ckpts, tmp_path, monkeypatch, capsys):
-    from nmt import cli
-
     out = tmp_path / "o"
     argv = [
         "nmt",
@@ -312,9 +263,6 @@ def test_cli_success(ckpts, tmp_path, monkeypatch, capsys):
 
 def test_binarized_split_with_sentencepiece(toy_data_dir, tmp_path):
     """DATA_DIR --gen-subset test --index N: the split's reference is teacher-forced, axes show pieces."""
-    from nmt.data.dataset import load_split, read_meta
-    from nmt.data.tokenizer import read_blobs
-
     meta = read_meta(str(toy_data_dir))
     ckpt = save_tiny(tmp_path / "sp.pt", meta=meta, blobs=read_blobs(str(toy_data_dir), meta))
     split = load_split(str(toy_data_dir), "test")
