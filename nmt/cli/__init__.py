@@ -15,6 +15,7 @@ from nmt.cli import data as _data  # noqa: F401
 from nmt.cli import train as _train  # noqa: F401
 from nmt.cli import generate as _generate  # noqa: F401
 from nmt.cli import visualize as _visualize  # noqa: F401
+
 # isort: on
 from nmt.cli.app import app, main
 

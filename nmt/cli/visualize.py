@@ -11,7 +11,7 @@ from rich.console import Console
 from nmt.cli.app import app, option
 from nmt.config import VisualizeConfig
 from nmt.viz.attention import parse_int_list, run
-from nmt.viz.figures import stats_table
+from nmt.viz.tables import stats_table
 
 V = VisualizeConfig
 

@@ -4,7 +4,9 @@ protocol        the contract every family implements (see its docstring), `selec
 build           named architectures, building a model for a data dir, loading weights
 layers          attention, position embeddings, dropout and the Transformer layers
 transformer     the Transformer family and its named architectures
-lstm            the LSTM family (encoder, decoder, bridge) and its named architectures
+lstm            the LSTM family's model and its named architectures
+lstm_encoder    the LSTM encoder and the bridge to the decoder's initial states
+lstm_decoder    the LSTM decoder (input feeding, scheduled sampling)
 lstm_attention  the attention variants of the LSTM decoder
 
 Importing this package registers every family and architecture (explicit imports, no discovery).

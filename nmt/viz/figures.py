@@ -1,4 +1,4 @@
-"""Heatmap figures of `nmt visualize-attn`: matplotlib (Agg backend), one reusable figure per layout.
+"""Heatmap figures of `nmt visualize-attn`: matplotlib (an Agg canvas of their own), one reusable figure per layout.
 
 Shape legend: H heads, T queries (rows), S keys (columns).
 
@@ -21,17 +21,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure as MplFigure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nmt.errors import UserError  # noqa: E402
-from nmt.fileio import atomic_write  # noqa: E402
-
-# Re-exported: the `nmt visualize-attn` command imports the statistics table from here.
-from nmt.viz.tables import stats_table as stats_table  # noqa: E402
+from nmt.errors import UserError
+from nmt.fileio import atomic_write
 
 KIND_TITLES = {
     "enc_self": "encoder self-attention",
@@ -104,7 +99,10 @@ class PanelFigure:
         top, right, gap_x, gap_y = 0.75, 1.0, 0.2, 0.35
         width = left + self.cols * pw + (self.cols - 1) * gap_x + right
         height = bottom + self.rows * ph + (self.rows - 1) * gap_y + top
-        self.fig = plt.figure(figsize=(width, height))
+        # A Figure with its own Agg canvas, outside pyplot: no backend is chosen for the whole process
+        # (a notebook keeps its inline backend) and no global registry holds the figure.
+        self.fig = MplFigure(figsize=(width, height))
+        FigureCanvasAgg(self.fig)
         self.axes, self.images, self.titles = [], [], []
         blank = np.zeros((len(yl), len(xl)))
         # Ticks only where labels are shown and no tick marks: tick artists are most of the drawing cost.
@@ -170,7 +168,7 @@ class PanelFigure:
         return buf.getvalue()
 
     def close(self) -> None:
-        plt.close(self.fig)
+        self.fig.clear()
 
 
 def write_atomic(path: str, data: bytes) -> None:
