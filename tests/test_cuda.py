@@ -11,7 +11,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
 from nmt.models import layers as L
-from nmt.training.loop import Run, train
+from nmt.training.loop import Run, iterate, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -123,7 +123,7 @@ def cuda_runs(toy_data_dir, tmp_path_factory):
         save = tmp_path_factory.mktemp(f"cuda_{amp}")
         cfg, overrides = parse_train_args(_args(toy_data_dir, save, "--amp", amp, "--max-update", "60"))
         run = Run(cfg, overrides)
-        first = run.trainer.train_step([next(run.iterate(run.epoch_batches(1)[:1]))])
+        first = run.trainer.train_step([next(iterate(run.task.train_dataset(1, run.task.epoch_batches(1)[:1])))])
         runs[amp] = (save, float(first["loss"] / first["ntokens"]))
         assert train(cfg, overrides) == 0
     return runs
@@ -145,12 +145,12 @@ def test_fp16_overflow_skips_the_update_and_lowers_the_scale(toy_data_dir, tmp_p
     run = Run(cfg, overrides)
     run.trainer.scaler = torch.amp.GradScaler("cuda", init_scale=2.0**40)  # fp16 gradients overflow
     before = [p.detach().clone() for p in run.trainer.params]
-    stats = run.trainer.train_step([next(run.iterate(run.epoch_batches(1)[:1]))])
+    stats = run.trainer.train_step([next(iterate(run.task.train_dataset(1, run.task.epoch_batches(1)[:1])))])
     assert "overflow" in stats and run.trainer.num_updates == 0 and run.trainer.skipped_updates == 1
     assert run.trainer.scaler.get_scale() == 2.0**39
     assert all(torch.equal(a, p) for a, p in zip(before, run.trainer.params))
     run.trainer.scaler = torch.amp.GradScaler("cuda", init_scale=2.0**10)
-    stats = run.trainer.train_step([next(run.iterate(run.epoch_batches(1)[:1]))])
+    stats = run.trainer.train_step([next(iterate(run.task.train_dataset(1, run.task.epoch_batches(1)[:1])))])
     assert "overflow" not in stats and run.trainer.num_updates == 1
     assert any(not torch.equal(a, p) for a, p in zip(before, run.trainer.params))
 

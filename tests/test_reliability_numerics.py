@@ -13,7 +13,7 @@ import torch
 
 from nmt.errors import UserError
 from nmt.flags import parse_train_args
-from nmt.training.loop import Run
+from nmt.training.loop import Run, iterate
 from nmt.training.trainer import MIN_LOSS_SCALE
 
 TINY = [
@@ -85,7 +85,7 @@ def inject_inf_grad(run: Run, when) -> None:
 def test_fp16_overflow_skips_the_step_halves_the_scale_and_training_continues(where):
     run = fp16_run(where, "--no-save")
     t = run.trainer
-    batches = list(run.iterate(run.epoch_batches(1)[:3]))
+    batches = list(iterate(run.task.train_dataset(1, run.task.epoch_batches(1)[:3])))
     inject_inf_grad(run, lambda attempt: attempt == 1)
     before = [p.detach().clone() for p in t.params]
     scale = t.scaler.get_scale()

@@ -12,9 +12,11 @@ The same code path runs on CPU or CUDA, in one process or under DDP, in fp32, bf
   bf16 and fp32 need none;
 - a non-finite gradient norm (identical on every rank after the all-reduce) stops training
   before the optimizer step, so no corrupt weights can reach a checkpoint;
-- under autocast, a model with an `output_weight` (the Transformer) returns its features and
-  the criterion computes the logits block by block (nmt.training.criterion, `*_from_features`), so the
-  (tokens x vocabulary) logits are never held in full (`--full-logits` keeps them whole);
+- the loss of a batch is the task's (nmt.tasks): a `Loss` given at construction, called with the
+  forward pass's module and the autocast context, so the Trainer never looks inside a batch
+  beyond its device copy and its target token count;
+- the lr schedule's horizon (where cosine and polynomial_decay end) is given at construction;
+  under --stop-time-hours `decay_horizon` shortens it to what the time allows;
 - with `--ema-decay`, an exponential moving average of the weights follows every update
   (nmt.training.ema) and `eval_model` (validation, checkpoints) is that average.
 
@@ -25,34 +27,62 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Optional
+from typing import Callable, Optional, Protocol
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from nmt.config import TrainConfig
-from nmt.data.dataset import Batch
 from nmt.errors import UserError
-from nmt.registry import CRITERIA, lookup
-from nmt.training import criterion as _criterion  # (importing it registers the criteria)
 from nmt.training import dist
 from nmt.training.ema import ema_weight, make_average, update_average
 from nmt.training.optim import build_optimizer, decay_horizon, lr_at, set_lr
 
 MIN_LOSS_SCALE = 1e-4  # fp16: below this the loss keeps overflowing; stop instead of looping
 STAT_KEYS = ("loss", "nll_loss", "ntokens", "nsentences")
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # --amp -> autocast dtype
+
+
+class Loss(Protocol):
+    """A task's criterion (nmt.tasks): (loss_sum, stats) of one batch already on the device.
+
+    `net` is the module to run forward (the model, or its DDP / torch.compile wrapper), `model`
+    the bare model (e.g. for its output weight), `autocast` a zero-argument callable returning
+    the Trainer's autocast context, under which the forward pass runs. stats: summed tensors
+    loss, nll_loss, ntokens, nsentences.
+    """
+
+    def __call__(
+        self,
+        net: torch.nn.Module,
+        model: torch.nn.Module,
+        batch,
+        autocast: Callable[[], contextlib.AbstractContextManager],
+    ) -> tuple[torch.Tensor, dict]: ...
 
 
 class Trainer:
     """Owns the model (and its DDP wrapper), optimizer, scaler and update counter."""
 
     def __init__(
-        self, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, info: dist.DistInfo, d_model: int
+        self,
+        cfg: TrainConfig,
+        model: torch.nn.Module,
+        device: torch.device,
+        info: dist.DistInfo,
+        d_model: int,
+        *,
+        loss_fn: Loss,
+        horizon: int = 0,
     ):
+        """d_model: the model dim (noam's scale); loss_fn: the task's criterion; horizon: the update
+        where the decaying lr schedules end (0: none; see nmt.training.optim)."""
         self.cfg = cfg
         self.device = device
         self.info = info
         self.d_model = d_model
+        self.loss_fn = loss_fn
+        self.horizon = horizon
         self.model = model.to(device)
         self.net: torch.nn.Module = self.model
         if info.enabled:
@@ -61,12 +91,8 @@ class Trainer:
         if cfg.compile:
             self.net = torch.compile(self.net)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.criterion = lookup(CRITERIA, cfg.criterion, "criterion")
-        self.from_features = None  # the criterion's blockwise form, used under autocast (see the module doc)
-        if cfg.amp != "none" and not cfg.full_logits and hasattr(self.model, "output_weight"):
-            self.from_features = _criterion.FROM_FEATURES.get(cfg.criterion)
         self.optimizer = build_optimizer(self.params, cfg.optim)
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+        self.amp_dtype = AMP_DTYPES[cfg.amp]
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.num_updates = 0
         self.lr_scale = 1.0  # shrunk by reduce_lr_on_plateau
@@ -87,28 +113,19 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def loss(self, net: torch.nn.Module, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict]:
+    def loss(self, net: torch.nn.Module, model: torch.nn.Module, batch) -> tuple[torch.Tensor, dict]:
         """(loss_sum, stats) of one batch through `net`, the wrapper (DDP, compile) of `model` or
         `model` itself."""
-        eps = self.cfg.label_smoothing
-        if self.from_features is None:
-            with self.autocast():
-                logits = net(batch.src, batch.src_pad_mask, batch.tgt_in)
-            return self.criterion(logits, batch.tgt_out, eps)
-        with self.autocast():
-            features = net(batch.src, batch.src_pad_mask, batch.tgt_in, features_only=True)
-        return self.from_features(features, model.output_weight, batch.tgt_out, eps, dtype=self.amp_dtype)
+        return self.loss_fn(net, model, batch, self.autocast)
 
     def lr(self) -> float:
         """The lr of the next update."""
-        horizon = decay_horizon(
-            self.cfg.optim.max_update, self.num_updates, self.seconds, self.cfg.stop_time_hours * 3600
-        )
+        horizon = decay_horizon(self.horizon, self.num_updates, self.seconds, self.cfg.stop_time_hours * 3600)
         return lr_at(self.num_updates + 1, self.cfg.optim, self.d_model, self.lr_scale, horizon)
 
     # ------------------------------------------------------------------ one update
     def train_step(
-        self, batches: list[Batch], stop_requested: bool = False, time_up: bool = False, seconds: float = 0.0
+        self, batches: list, stop_requested: bool = False, time_up: bool = False, seconds: float = 0.0
     ) -> Optional[dict]:
         """One update over `batches` (update_freq of them on every rank); `seconds`: training time so far.
 
@@ -185,7 +202,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     @torch.inference_mode()
-    def valid_step(self, batch: Batch) -> dict:
+    def valid_step(self, batch) -> dict:
         """Summed stats of one validation batch (no gradients, no dropout), by `eval_model`."""
         model = self.eval_model
         model.eval()

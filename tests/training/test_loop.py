@@ -11,7 +11,7 @@ import torch
 from nmt import checkpoint as ckpt
 from nmt.errors import UserError
 from nmt.flags import parse_train_args
-from nmt.training.loop import Run, train
+from nmt.training.loop import Run, iterate, lr_horizon, train
 
 TINY = [
     "--arch",
@@ -76,6 +76,11 @@ def _params(path):
     return ckpt.load(str(path))["model"]
 
 
+def _first_batches(run: Run, n: int, epoch: int = 1) -> list:
+    """The first `n` collated training batches of `epoch`, as the loop feeds them."""
+    return list(iterate(run.task.train_dataset(epoch, run.task.epoch_batches(epoch)[:n])))
+
+
 def test_interrupted_and_resumed_run_equals_uninterrupted(toy_data_dir, tmp_path, capfd):
     # 1600 train pairs at 600 tokens/batch make 60 batches: 75 updates cross an epoch boundary.
     assert _run(_args(toy_data_dir, tmp_path / "a", "--max-update", "75", "--dropout", "0.2")) == 0
@@ -96,8 +101,7 @@ def test_bf16_autocast_training_step_on_cpu(toy_data_dir, tmp_path):
     cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path, "--amp", "bf16", "--no-save"))
     run = Run(cfg, overrides)
     before = [p.detach().clone() for p in run.trainer.params]
-    batches = run.epoch_batches(1)[:2]
-    stats = run.trainer.train_step([next(run.iterate(batches))])
+    stats = run.trainer.train_step(_first_batches(run, 1))
     assert torch.isfinite(stats["loss"]) and torch.isfinite(stats["gnorm"]) and run.trainer.num_updates == 1
     assert any(not torch.equal(a, p) for a, p in zip(before, run.trainer.params))
 
@@ -108,9 +112,9 @@ def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(
     cfg, overrides = parse_train_args(args)
     full, _ = parse_train_args(args + ["--full-logits"])  # the logits path, as in fp32
     runs = [Run(cfg, overrides), Run(full, overrides)]
-    assert runs[0].trainer.from_features is not None and runs[1].trainer.from_features is None
+    assert runs[0].trainer.loss_fn.from_features is not None and runs[1].trainer.loss_fn.from_features is None
     runs[1].trainer.model.load_state_dict(runs[0].trainer.model.state_dict())
-    batch = next(runs[0].iterate(runs[0].epoch_batches(1)[:1]))
+    batch = _first_batches(runs[0], 1)[0]
     losses = []
     for run in runs:
         loss, stats = run.trainer.loss(run.trainer.net, run.trainer.model, batch)
@@ -122,7 +126,7 @@ def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(
     for (name, a), b in zip(runs[0].trainer.model.named_parameters(), runs[1].trainer.model.parameters()):
         assert (a.grad - b.grad).abs().max() <= 3e-2 * b.grad.abs().max(), name  # bf16 rounding apart
     fp32, _ = parse_train_args(_args(toy_data_dir, tmp_path, "--no-save"))
-    assert Run(fp32, overrides).trainer.from_features is None
+    assert Run(fp32, overrides).trainer.loss_fn.from_features is None
 
 
 def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, capfd):
@@ -147,16 +151,17 @@ def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, c
     )
     cfg, overrides = parse_train_args(_args(data, tmp_path / "ckpt", "--max-epoch", "4"))
     run = Run(cfg, overrides)
-    assert len(run.train_sets) == 3
+    task = run.task
+    assert len(task.train_sets) == 3
     for epoch, copy in ((1, 0), (2, 1), (3, 2), (4, 0), (5, 1)):
-        data_e, batches = run.epoch_data(epoch), run.epoch_batches(epoch)
-        assert data_e is run.train_sets[copy]
+        data_e, batches = task.epoch_data(epoch), task.epoch_batches(epoch)
+        assert data_e is task.train_sets[copy]
         assert sorted(i for b in batches for i in b.tolist()) == list(range(len(data_e)))  # every pair once
         assert max(len(b) * (int(data_e.tgt.sizes[b].max()) + 1) for b in batches) <= cfg.max_tokens  # its own lengths
-    first = next(run.iterate(run.epoch_batches(2)[:1], run.epoch_data(2)))
-    same = next(run.iterate(run.epoch_batches(2)[:1]))  # the same sentences, original segmentation
-    assert [run.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [
-        run.tgt_tok.decode(r) for r in same.tgt_out.tolist()
+    first = task.train_dataset(2, task.epoch_batches(2)[:1])[0]
+    same = task.train_dataset(1, task.epoch_batches(2)[:1])[0]  # the same sentences, original segmentation
+    assert [task.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [
+        task.tgt_tok.decode(r) for r in same.tgt_out.tolist()
     ]
     assert run.run() == 0
     err = capfd.readouterr().err
@@ -185,7 +190,7 @@ def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
         _args(toy_data_dir, tmp_path, "--no-save", "--dropout", "0", "--update-freq", "2")
     )
     run = Run(cfg, overrides)
-    batches = list(run.iterate(run.epoch_batches(1)[:2]))
+    batches = _first_batches(run, 2)
     state = {k: v.clone() for k, v in run.trainer.model.state_dict().items()}
     run.trainer.train_step(batches)
     grads_accum = [p.grad for p in run.trainer.params]
@@ -197,7 +202,7 @@ def test_update_freq_equals_bigger_batches(toy_data_dir, tmp_path):
     total = sum(b.ntokens for b in batches)
     loss = (
         sum(
-            run2.trainer.criterion(run2.trainer.model(b.src, b.src_pad_mask, b.tgt_in), b.tgt_out, 0.1)[0]
+            run2.trainer.loss_fn.criterion(run2.trainer.model(b.src, b.src_pad_mask, b.tgt_in), b.tgt_out, 0.1)[0]
             for b in batches
         )
         / total
@@ -345,6 +350,15 @@ def test_eval_bleu_patience_pruning_and_tensorboard(toy_data_dir, tmp_path, capf
     assert {"loss", "wps", "lr", "gnorm"} <= set(train_events.Tags()["scalars"])
 
 
+def test_lr_horizon_is_max_update_or_else_max_epoch_times_the_updates_of_an_epoch():
+    assert lr_horizon(100, 2, 60, 1, 1) == 100  # --max-update wins
+    assert lr_horizon(0, 2, 60, 1, 1) == 120
+    assert lr_horizon(0, 2, 60, 3, 1) == 40
+    assert lr_horizon(0, 2, 61, 2, 2) == 30  # 30 batches a rank (the 61st is left out), 15 updates an epoch
+    assert lr_horizon(0, 1, 61, 4, 2) == 8  # the last, shorter group of an epoch is an update too
+    assert lr_horizon(0, 0, 60, 1, 1) == 0  # neither: no horizon
+
+
 @pytest.mark.parametrize("update_freq", [1, 3])
 def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, update_freq):
     from nmt.training.optim import lr_at
@@ -364,12 +378,13 @@ def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, up
     )
     cfg, overrides = parse_train_args(args)
     run = Run(cfg, overrides)
-    per_epoch = -(-len(run.epoch_batches(1)) // update_freq)  # 60 batches: 60 or 20 updates
+    per_epoch = -(-len(run.task.epoch_batches(1)) // update_freq)  # 60 batches: 60 or 20 updates
     assert per_epoch == {1: 60, 3: 20}[update_freq]
-    assert cfg.optim.max_update == 2 * per_epoch
-    last = lr_at(2 * per_epoch, cfg.optim, 32)
+    assert run.trainer.horizon == 2 * per_epoch
+    assert cfg == parse_train_args(args)[0]  # the horizon is the Trainer's: the config is left as given
+    last = lr_at(2 * per_epoch, cfg.optim, 32, horizon=run.trainer.horizon)
     assert last == pytest.approx(1e-5, rel=1e-3)  # the last update of the last epoch is at the end of the cosine
-    assert lr_at(per_epoch + 5, cfg.optim, 32) > 1e-4  # still far from it in the middle
+    assert lr_at(per_epoch + 5, cfg.optim, 32, horizon=run.trainer.horizon) > 1e-4  # still far from it in the middle
 
 
 def _timed_run(data, save_dir, hours):
