@@ -48,8 +48,9 @@ def main() -> None:
     from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
     from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
     from nmt.models import arch_config, build_model
+    from nmt.tasks.translation import TranslationTask
     from nmt.training.dist import DistInfo
-    from nmt.training.trainer import Trainer
+    from nmt.training.trainer import AMP_DTYPES, Trainer
 
     torch.set_num_threads(args.threads)
     data = args.data
@@ -88,7 +89,9 @@ def main() -> None:
             label_smoothing=0.1,
             optim=OptimConfig(lr=3e-3, warmup_updates=1000),
         )
-        trainer = Trainer(cfg, build_model(model_cfg, vocab, vocab, True), torch.device("cpu"), DistInfo(), 128)
+        model = build_model(model_cfg, vocab, vocab, True)
+        loss_fn = TranslationTask(cfg).loss(model, AMP_DTYPES[cfg.amp])
+        trainer = Trainer(cfg, model, torch.device("cpu"), DistInfo(), 128, loss_fn=loss_fn)
         for b in chunk:  # every shape once, outside the clock
             trainer.train_step([b])
         trainers[name] = trainer

@@ -27,6 +27,7 @@ from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_sp
 from nmt.data.preprocess import preprocess
 from nmt.device import keep_freed_memory
 from nmt.models import arch_config, build_model
+from nmt.tasks.translation import TranslationTask
 from nmt.training.dist import DistInfo
 from nmt.training.trainer import Trainer
 
@@ -63,7 +64,8 @@ def trainer_and_batches(raw: str, src: str, tgt: str, trim: bool, n: int, max_to
     sizes = meta["vocab_size"]
     model = build_model(model_cfg, sizes[src], sizes[tgt], True)
     print(f"{'trimmed' if trim else 'full'}: output layer of {sizes[tgt]} rows, source {sizes[src]}")
-    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), model_cfg.encoder_embed_dim), [
+    loss_fn = TranslationTask(cfg).loss(model, None)
+    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), model_cfg.encoder_embed_dim, loss_fn=loss_fn), [
         dataset[i] for i in range(n)
     ]
 

@@ -37,8 +37,9 @@ from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_sp
 from nmt.device import process_settings
 from nmt.models import arch_config, build_for_data
 from nmt.models.layers import bits_dropout
+from nmt.tasks.translation import TranslationTask
 from nmt.training.dist import DistInfo
-from nmt.training.trainer import Trainer
+from nmt.training.trainer import AMP_DTYPES, Trainer
 
 # name -> (amp, full_logits, bits dropout)
 VARIANTS = {
@@ -62,7 +63,9 @@ def make_trainer(data: str, meta: dict, name: str) -> tuple[Trainer, bool]:
         label_smoothing=0.1,
         optim=OptimConfig(lr=3e-3, warmup_updates=1000),
     )
-    return Trainer(cfg, build_for_data(model_cfg, meta), torch.device("cpu"), DistInfo(), 128), bits
+    model = build_for_data(model_cfg, meta)
+    loss_fn = TranslationTask(cfg).loss(model, AMP_DTYPES[cfg.amp])
+    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), 128, loss_fn=loss_fn), bits
 
 
 def batches(data: str, meta: dict, count: int) -> list:

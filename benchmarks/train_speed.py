@@ -31,8 +31,9 @@ from nmt.config import OptimConfig, PreprocessConfig, TrainConfig
 from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
 from nmt.device import keep_freed_memory
 from nmt.models import arch_config, build_model
+from nmt.tasks.translation import TranslationTask
 from nmt.training.dist import DistInfo
-from nmt.training.trainer import Trainer
+from nmt.training.trainer import AMP_DTYPES, Trainer
 
 
 class PlainTransformer(nn.Module):
@@ -123,7 +124,9 @@ def main() -> None:
     cfg = TrainConfig(
         data=data, max_tokens=args.max_tokens, amp=args.amp, optim=OptimConfig(lr=5e-4, warmup_updates=4000)
     )
-    ours = Trainer(cfg, build_model(arch_config("transformer_tiny"), vocab, vocab, True), device, DistInfo(), 256)
+    model = build_model(arch_config("transformer_tiny"), vocab, vocab, True)
+    loss_fn = TranslationTask(cfg).loss(model, AMP_DTYPES[cfg.amp])
+    ours = Trainer(cfg, model, device, DistInfo(), 256, loss_fn=loss_fn)
     plain = PlainTransformer(vocab).to(device)
     plain_opt = torch.optim.Adam(plain.parameters(), lr=5e-4, betas=(0.9, 0.98), foreach=True)
     plain_scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")

@@ -66,7 +66,7 @@ def split_args(args: list[str], field_types: dict[str, Any]) -> tuple[list[str],
 def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     """`nmt train` argv -> (TrainConfig with its OptimConfig, model-field overrides as texts)."""
     train_f = C.flag_fields(C.TrainConfig)
-    optim_f = {k: v for k, v in C.flag_fields(C.OptimConfig).items() if k not in train_f}  # max_update is copied over
+    optim_f = C.flag_fields(C.OptimConfig)
     model_f = C.flag_fields(type(arch_config(chosen_arch(args))))
     positionals, values = split_args(args, {**model_f, **optim_f, **train_f})
     if len(positionals) != 1:
@@ -120,7 +120,7 @@ def train_help(arch: str) -> str:
         *_flag_lines(C.TrainConfig, None, skip=("data",)),
         "",
         "optimization:",
-        *_flag_lines(C.OptimConfig, None, skip=("max_update",)),
+        *_flag_lines(C.OptimConfig, None),
         "",
         f"model ({arch}, family {model_cfg.family}; `nmt train --arch NAME --help` shows another's):",
         *_flag_lines(type(model_cfg), model_cfg),

@@ -31,7 +31,6 @@ class OptimConfig:
     lr_shrink: float = opt(0.5, "reduce_lr_on_plateau: factor applied to the lr on a plateau.")
     lr_patience: int = opt(0, "reduce_lr_on_plateau: validations without improvement before shrinking.")
     power: float = opt(1.0, "polynomial_decay's exponent (1: linear).")
-    max_update: int = opt(0, "Not a flag: the train run's --max-update, copied here by older versions.")
 
 
 @dataclass
@@ -51,6 +50,11 @@ class TrainConfig:
     num_workers: int = opt(0, "DataLoader worker processes (0: batches are built in the training process).")
     device: str = opt("auto", "auto | cpu | cuda.")
     amp: str = opt("none", "Mixed precision: none | bf16 | fp16 (fp16 needs CUDA).")
+    bits_dropout: bool = opt(
+        True,
+        "On CPU, draw dropout masks from raw random bits (one switch; docs/benchmarks.md says where it pays); "
+        "false uses torch's dropout.",
+    )
     full_logits: bool = opt(
         False,
         "Under --amp, keep the whole logits instead of computing the loss a block of rows at a time "

@@ -1,18 +1,17 @@
 """Optimizers and learning-rate schedules.
 
-A schedule is a pure function `(step, cfg, d_model) -> lr` of the update number (1-based:
-the lr used for the step-th update), so the lr of any step can be checked by hand and resume
-needs no scheduler state. The decaying schedules (cosine, polynomial_decay) end at
-cfg.max_update; under a wall-time budget the Trainer passes `decay_horizon` instead, the
-updates the budget allows at the pace so far, so that the lr reaches its end when time runs
-out. `reduce_lr_on_plateau` is the one schedule driven by validation rather than steps: its
-shrink count lives in the Trainer's state (`lr_scale`) and multiplies whatever the fixed
-schedule gives.
+A schedule is a pure function `(step, cfg, d_model, horizon) -> lr` of the update number
+(1-based: the lr used for the step-th update), so the lr of any step can be checked by hand and
+resume needs no scheduler state. The decaying schedules (cosine, polynomial_decay) end at
+`horizon`: the run's --max-update (or --max-epoch's updates); under a wall-time budget the
+Trainer passes `decay_horizon` instead, the updates the budget allows at the pace so far, so
+that the lr reaches its end when time runs out. `reduce_lr_on_plateau` is the one schedule
+driven by validation rather than steps: its shrink count lives in the Trainer's state
+(`lr_scale`) and multiplies whatever the fixed schedule gives.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -80,14 +79,14 @@ def _warmup(step: int, cfg: OptimConfig, peak: float) -> float:
     return cfg.warmup_init_lr + (peak - cfg.warmup_init_lr) * step / warmup_updates(cfg)
 
 
-def _decay_fraction(step: int, cfg: OptimConfig) -> float:
-    """How far a decaying schedule is from warmup's end (0) to max_update (1), capped at 1."""
-    horizon = max(cfg.max_update - warmup_updates(cfg), 1)
-    return min((step - warmup_updates(cfg)) / horizon, 1.0)
+def _decay_fraction(step: int, cfg: OptimConfig, horizon: int) -> float:
+    """How far a decaying schedule is from warmup's end (0) to `horizon` (1), capped at 1."""
+    span = max(horizon - warmup_updates(cfg), 1)
+    return min((step - warmup_updates(cfg)) / span, 1.0)
 
 
 @register(LR_SCHEDULERS, "inverse_sqrt")
-def inverse_sqrt(step: int, cfg: OptimConfig, d_model: int) -> float:
+def inverse_sqrt(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
     """Linear warmup to cfg.lr, then lr * sqrt(warmup / step)."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
@@ -95,7 +94,7 @@ def inverse_sqrt(step: int, cfg: OptimConfig, d_model: int) -> float:
 
 
 @register(LR_SCHEDULERS, "noam")
-def noam(step: int, cfg: OptimConfig, d_model: int) -> float:
+def noam(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
     """Vaswani et al.: factor * d^-0.5 * min(step^-0.5, step * warmup^-1.5); cfg.lr is the factor."""
     step = max(step, 1)
     warmup = max(warmup_updates(cfg), 1)
@@ -103,26 +102,26 @@ def noam(step: int, cfg: OptimConfig, d_model: int) -> float:
 
 
 @register(LR_SCHEDULERS, "cosine")
-def cosine(step: int, cfg: OptimConfig, d_model: int) -> float:
-    """Linear warmup to cfg.lr, then half a cosine down to min_lr at max_update."""
+def cosine(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
+    """Linear warmup to cfg.lr, then half a cosine down to min_lr at the horizon."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    t = _decay_fraction(step, cfg)
+    t = _decay_fraction(step, cfg, horizon)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
 @register(LR_SCHEDULERS, "polynomial_decay")
-def polynomial_decay(step: int, cfg: OptimConfig, d_model: int) -> float:
-    """Linear warmup to cfg.lr, then min_lr + (lr - min_lr)(1 - t)^power down to min_lr at max_update
+def polynomial_decay(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
+    """Linear warmup to cfg.lr, then min_lr + (lr - min_lr)(1 - t)^power down to min_lr at the horizon
     (power 1: a straight line)."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
-    t = _decay_fraction(step, cfg)
+    t = _decay_fraction(step, cfg, horizon)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * (1.0 - t) ** cfg.power
 
 
 @register(LR_SCHEDULERS, "fixed")
-def fixed(step: int, cfg: OptimConfig, d_model: int) -> float:
+def fixed(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
     """cfg.lr, after an optional linear warmup."""
     if step < warmup_updates(cfg):
         return _warmup(step, cfg, cfg.lr)
@@ -130,9 +129,9 @@ def fixed(step: int, cfg: OptimConfig, d_model: int) -> float:
 
 
 @register(LR_SCHEDULERS, "reduce_lr_on_plateau")
-def reduce_lr_on_plateau(step: int, cfg: OptimConfig, d_model: int) -> float:
+def reduce_lr_on_plateau(step: int, cfg: OptimConfig, d_model: int, horizon: int) -> float:
     """Fixed lr (after warmup); the Trainer multiplies it by lr_shrink at each plateau."""
-    return fixed(step, cfg, d_model)
+    return fixed(step, cfg, d_model, horizon)
 
 
 def decay_horizon(max_update: int, done: int, seconds: float, budget_seconds: float) -> int:
@@ -149,13 +148,11 @@ def decay_horizon(max_update: int, done: int, seconds: float, budget_seconds: fl
     return min(max_update, by_time) if max_update > 0 else by_time
 
 
-def lr_at(step: int, cfg: OptimConfig, d_model: int, lr_scale: float = 1.0, horizon: int | None = None) -> float:
+def lr_at(step: int, cfg: OptimConfig, d_model: int, lr_scale: float = 1.0, horizon: int = 0) -> float:
     """The lr of the step-th update (1-based), never below min_lr once warmup is over.
 
-    horizon: where the decaying schedules end, in place of cfg.max_update (see decay_horizon)."""
-    if horizon is not None and horizon != cfg.max_update:
-        cfg = dataclasses.replace(cfg, max_update=horizon)
-    lr = lookup(LR_SCHEDULERS, cfg.lr_scheduler, "lr scheduler")(step, cfg, d_model) * lr_scale
+    horizon: the update where the decaying schedules end (see decay_horizon)."""
+    lr = lookup(LR_SCHEDULERS, cfg.lr_scheduler, "lr scheduler")(step, cfg, d_model, horizon) * lr_scale
     return lr if step < warmup_updates(cfg) else max(lr, cfg.min_lr)
 
 

@@ -131,7 +131,7 @@ def test_a_checkpoint_of_the_previous_version_resumes_exactly(toy_data_dir, tmp_
     )
     payload = ckpt.load(str(a / "checkpoint_1_3.pt"))  # the state after 3 of the 6 updates
     config = payload["train_state"]["train_config"]
-    assert config["optim"]["max_update"] == 0 and config["max_update"] == 6  # the config as given, not changed
+    assert "max_update" not in config["optim"] and config["max_update"] == 6  # the config as given, not changed
     config["optim"]["max_update"] = 1000  # as an earlier version wrote it, here a horizon this run must not take
     b.mkdir()
     ckpt.save(str(b / "checkpoint_last.pt"), payload)

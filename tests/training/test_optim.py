@@ -25,23 +25,21 @@ def test_noam_formula_and_peak():
 
 
 def test_cosine_reaches_min_lr():
-    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110)
-    assert lr_at(10, cfg, 8) == pytest.approx(1e-3)
-    assert lr_at(60, cfg, 8) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
-    assert lr_at(110, cfg, 8) == pytest.approx(1e-5)
-    assert lr_at(500, cfg, 8) == pytest.approx(1e-5)
+    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, min_lr=1e-5, warmup_updates=10)
+    assert lr_at(10, cfg, 8, horizon=110) == pytest.approx(1e-3)
+    assert lr_at(60, cfg, 8, horizon=110) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(110, cfg, 8, horizon=110) == pytest.approx(1e-5)
+    assert lr_at(500, cfg, 8, horizon=110) == pytest.approx(1e-5)
 
 
 def test_polynomial_decay_is_a_line_or_a_power_curve():
-    cfg = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=0.0, warmup_updates=10, max_update=110)
-    assert lr_at(10, cfg, 8) == pytest.approx(1e-3)
-    assert lr_at(35, cfg, 8) == pytest.approx(0.75e-3)
-    assert lr_at(60, cfg, 8) == pytest.approx(0.5e-3)
-    assert lr_at(110, cfg, 8) == 0.0 and lr_at(200, cfg, 8) == 0.0
-    squared = OptimConfig(
-        lr_scheduler="polynomial_decay", lr=1e-3, min_lr=1e-5, warmup_updates=10, max_update=110, power=2.0
-    )
-    assert lr_at(60, squared, 8) == pytest.approx(1e-5 + 0.25 * (1e-3 - 1e-5))
+    cfg = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=0.0, warmup_updates=10)
+    assert lr_at(10, cfg, 8, horizon=110) == pytest.approx(1e-3)
+    assert lr_at(35, cfg, 8, horizon=110) == pytest.approx(0.75e-3)
+    assert lr_at(60, cfg, 8, horizon=110) == pytest.approx(0.5e-3)
+    assert lr_at(110, cfg, 8, horizon=110) == 0.0 and lr_at(200, cfg, 8, horizon=110) == 0.0
+    squared = OptimConfig(lr_scheduler="polynomial_decay", lr=1e-3, min_lr=1e-5, warmup_updates=10, power=2.0)
+    assert lr_at(60, squared, 8, horizon=110) == pytest.approx(1e-5 + 0.25 * (1e-3 - 1e-5))
 
 
 def test_decay_horizon_is_what_the_time_budget_allows():
@@ -53,12 +51,11 @@ def test_decay_horizon_is_what_the_time_budget_allows():
     assert decay_horizon(0, 100, 500.0, 200.0) == 100  # over time already: never behind the updates done
 
 
-def test_an_explicit_horizon_replaces_max_update():
-    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, warmup_updates=10, max_update=1000)
-    short = OptimConfig(lr_scheduler="cosine", lr=1e-3, warmup_updates=10, max_update=110)
-    for step in (5, 10, 60, 110):
-        assert lr_at(step, cfg, 8, horizon=110) == lr_at(step, short, 8)
-    assert cfg.max_update == 1000  # the config itself is left alone
+def test_the_horizon_sets_where_decay_ends():
+    cfg = OptimConfig(lr_scheduler="cosine", lr=1e-3, min_lr=1e-5, warmup_updates=10)
+    assert lr_at(60, cfg, 8, horizon=110) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(60, cfg, 8, horizon=1010) > lr_at(60, cfg, 8, horizon=110)
+    assert lr_at(1010, cfg, 8, horizon=1010) == pytest.approx(1e-5)
 
 
 def test_fixed_and_plateau_scale():
