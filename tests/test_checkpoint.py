@@ -45,8 +45,8 @@ def test_round_trip_is_exact_and_weights_only(tmp_path):
     model = _save(tmp_path / "m.pt")
     payload = ckpt.load(str(tmp_path / "m.pt"))
     rebuilt, cfg = ckpt.model_from_payload(payload)
-    for (k, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
-        assert torch.equal(a, b), k
+    for (k, a), (k2, b) in zip(model.state_dict().items(), rebuilt.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b), k
     assert cfg == arch_config("transformer_tiny", TINY)
     torch.load(str(tmp_path / "m.pt"), weights_only=True)  # loads without unpickling code
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left

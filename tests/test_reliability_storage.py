@@ -23,6 +23,7 @@ from helpers import cli
 from nmt import checkpoint as ckpt
 from nmt.data.dataset import read_meta
 from nmt.data.tokenizer import read_blobs
+from nmt.errors import UserError
 from nmt.models import arch_config, build_model
 
 TINY = [
@@ -124,16 +125,30 @@ def make_bad(case: str, path: Path, data_dir: Path, marker: Path) -> str:
     return BAD[case][1]
 
 
-def test_the_code_running_files_would_run_code_if_loaded_unsafely(toy_data_dir, tmp_path):
-    """Control: the hostile files really run code when unpickled without weights_only."""
-    for case, unsafe_load in (
-        ("code_pickle", lambda f: pickle.load(open(f, "rb"))),
-        ("code_in_torch_file", lambda f: torch.load(f, weights_only=False)),
-    ):
-        marker = tmp_path / f"{case}.marker"
-        make_bad(case, tmp_path / f"{case}.pt", toy_data_dir, marker)
-        unsafe_load(str(tmp_path / f"{case}.pt"))
-        assert marker.exists()
+@pytest.mark.parametrize("reader", ["average-checkpoints", "visualize-attn", "library"])
+@pytest.mark.parametrize("case", ["code_pickle", "code_in_torch_file"])
+def test_other_readers_refuse_a_code_running_checkpoint_and_run_nothing(
+    case, reader, toy_data_dir, tmp_path, monkeypatch, capsys
+):
+    """Every other way in: the two commands that read a checkpoint, and the library's loaders."""
+    monkeypatch.chdir(tmp_path)
+    bad, marker, out = tmp_path / "bad.pt", tmp_path / "marker", tmp_path / "out"
+    message = make_bad(case, bad, toy_data_dir, marker)
+    if reader == "library":
+        for load in (ckpt.load, ckpt.load_model, ckpt.load_models, lambda p: ckpt.average([p])):
+            with pytest.raises(UserError) as e:
+                load(str(bad))
+            assert str(e.value).startswith(f"{bad} is {message}")
+    else:
+        args = {
+            "average-checkpoints": ["--inputs", str(bad), "--output", str(out)],
+            "visualize-attn": ["--path", str(bad), "--source", "a small cat", "--out", str(out), "--device", "cpu"],
+        }[reader]
+        code, stdout, err = cli(monkeypatch, capsys, reader, *args)
+        assert_one_error_line(code, err, message)
+        assert str(bad) in err and stdout == ""
+        assert not out.exists()  # nothing written
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -298,14 +298,32 @@ def test_sigterm_to_torchrun_stops_every_rank_with_a_valid_checkpoint(toy_data_d
     assert not alive
 
 
-def test_process_group_is_joined_with_a_timeout(monkeypatch):
+# A rank whose peer never comes: it must give up after the timeout instead of waiting forever.
+LONELY_RANK = r"""
+import json, sys, time
+from nmt.training import dist
+start = time.monotonic()
+try:
+    dist.setup("cpu", timeout_minutes=float(sys.argv[1]))
+    outcome = "joined"
+except Exception as e:
+    outcome = f"{type(e).__name__}: {e}"
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - start}))
+"""
+
+
+def test_process_group_is_joined_with_a_timeout():
+    import inspect
+
     from nmt.training import dist
 
-    seen = {}
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setattr(dist.dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(dist.dist, "init_process_group", lambda backend, **kw: seen.update(backend=backend, **kw))
-    info, device = dist.setup("cpu")
-    assert (info.rank, info.world_size, device.type, seen["backend"]) == (1, 2, "cpu", "gloo")
-    assert 0 < seen["timeout"].total_seconds() <= 3600
+    timeout_s = 2.0
+    env = {**ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "2"}
+    r = subprocess.run(
+        [sys.executable, "-c", LONELY_RANK, str(timeout_s / 60)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.splitlines()[-1])
+    assert got["outcome"] != "joined", got
+    assert timeout_s <= got["seconds"] < 45, got  # it waited for the peer, then gave up
+    assert inspect.signature(dist.setup).parameters["timeout_minutes"].default == 30  # what `nmt train` uses

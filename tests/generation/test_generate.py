@@ -180,10 +180,9 @@ def test_cli_plain_and_fairseq_formats(ckpts, toy_raw_dir, tmp_path, monkeypatch
     kinds = [r[0].split("-")[0] for r in rows]
     assert kinds.count("S") == 6 and kinds.count("H") == 10 and kinds.count("A") == 10  # the empty line has no H
     plain_best = out.split("\n")
-    for r in rows:
-        if r[0].startswith("D-") and r[0] == "D-0":
-            assert r[2] == plain_best[0]  # the first D of a sentence is the plain output
-            break
+    for i in range(6):  # the first D of a sentence is the plain output (the empty line has none)
+        d = [r[2] for r in rows if r[0] == f"D-{i}"]
+        assert d[:1] == ([] if i == 2 else [plain_best[i]]) and len(d) == (0 if i == 2 else 2), i
     h = [r for r in rows if r[0] == "H-1"]
     p = [r for r in rows if r[0] == "P-1"]
     assert len(h) == 2 and float(h[0][1]) >= float(h[1][1])
@@ -433,7 +432,8 @@ def test_workers_give_the_same_hypotheses_in_the_same_order(ckpts, toy_data_dir)
         hyps, _ = translate_pairs([loaded.model], pairs, cfg, torch.device("cpu"), on_batch=done.append)
         assert sum(done) == len(pairs) and len(done) > 3
         seen.append(hyps)
-    for one, three in zip(*seen):
+    assert len(seen[0]) == len(pairs)
+    for one, three in zip(*seen, strict=True):
         assert [h.tokens.tolist() for h in one] == [h.tokens.tolist() for h in three]
         assert [h.score for h in one] == pytest.approx([h.score for h in three], abs=1e-5)
 

@@ -272,7 +272,7 @@ def test_beam_matches_plain_reference(opts):
     model = TableModel(seed=len(str(opts)))
     rows = [[A, B, C], [C], [D, A, B, C, D, A], [B, B]]
     hyps = _run(model, cfg, rows=rows, search=beam_search)
-    for row, got in zip(rows, hyps):
+    for row, got in zip(rows, hyps, strict=True):
         want = _ref_beam(model, row, cfg)
         assert _toks(got) == [w[0] for w in want]
         assert [h.score for h in got] == pytest.approx([w[1] for w in want], abs=1e-4)
@@ -285,7 +285,7 @@ def test_greedy_equals_beam_one(opts):
     rows = [[A, B, C], [C], [D, A, B, C, D, A], [B, B]]
     greedy = _run(model, cfg, rows=rows, need_attn=True)
     beam1 = _run(model, cfg, rows=rows, search=beam_search, need_attn=True)
-    for g, b in zip(greedy, beam1):
+    for g, b in zip(greedy, beam1, strict=True):
         assert _toks(g) == _toks(b)
         assert g[0].score == b[0].score
         assert torch.equal(g[0].positional_scores, b[0].positional_scores)
@@ -296,7 +296,7 @@ def test_attention_is_per_token_over_real_source():
     rows = [[A, B, C], [C]]
     for cfg in (GenerateConfig(beam=1), GenerateConfig(beam=3, nbest=2)):
         hyps = _run(TableModel(), cfg, rows=rows, need_attn=True)
-        for row, hs in zip(rows, hyps):
+        for row, hs in zip(rows, hyps, strict=True):
             for h in hs:
                 assert h.attn.shape == (len(h.tokens), len(row) + 1)
                 assert torch.allclose(h.attn.sum(dim=1), torch.ones(len(h.tokens)), atol=1e-5)
@@ -360,7 +360,7 @@ def test_ensemble_of_a_model_with_itself_equals_the_model():
     for cfg in (GenerateConfig(beam=1, max_len_b=8), GenerateConfig(beam=4, nbest=2, max_len_b=8)):
         alone = _run(model, cfg, rows=SRC_ROWS)
         twice = _run([model, model], cfg, rows=SRC_ROWS)
-        for a, t in zip(alone, twice):
+        for a, t in zip(alone, twice, strict=True):
             assert _toks(a) == _toks(t)
             assert [h.score for h in a] == pytest.approx([h.score for h in t], abs=1e-5)
 
@@ -389,7 +389,7 @@ def _teacher_forced(model, row, tokens):
 def test_beam_scores_equal_teacher_forced_rescoring(lenpen):
     model = _tiny_transformer(seed=1)
     cfg = GenerateConfig(beam=4, nbest=4, lenpen=lenpen, max_len_b=12, min_len=0)
-    for row, hyps in zip(SRC_ROWS, _run(model, cfg, rows=SRC_ROWS)):
+    for row, hyps in zip(SRC_ROWS, _run(model, cfg, rows=SRC_ROWS), strict=True):
         assert len(hyps) == 4
         for h in hyps:
             pos = _teacher_forced(model, row, h.tokens)
@@ -402,7 +402,7 @@ def test_batch_equals_one_by_one(beam):
     model = _tiny_transformer(seed=2)
     cfg = GenerateConfig(beam=beam, nbest=beam, max_len_a=1.2, max_len_b=4, lenpen=1.0)
     batched = _run(model, cfg, rows=SRC_ROWS)
-    for row, got in zip(SRC_ROWS, batched):
+    for row, got in zip(SRC_ROWS, batched, strict=True):
         alone = _run(model, cfg, rows=[row])[0]
         assert _toks(got) == _toks(alone)
         assert [h.score for h in got] == pytest.approx([h.score for h in alone], abs=1e-4)
@@ -427,7 +427,7 @@ def test_real_model_greedy_equals_beam_one_and_reference(arch):
     beam1 = _run(model, cfg, rows=SRC_ROWS, search=beam_search)
     assert [_toks(h) for h in greedy] == [_toks(h) for h in beam1]
     cfg3 = GenerateConfig(beam=3, nbest=3, max_len_b=6, lenpen=1.0)
-    for row, got in zip(SRC_ROWS[:2], _run(model, cfg3, rows=SRC_ROWS[:2])):
+    for row, got in zip(SRC_ROWS[:2], _run(model, cfg3, rows=SRC_ROWS[:2]), strict=True):
         want = _ref_beam(model, row, cfg3)
         assert _toks(got) == [w[0] for w in want]
         assert [h.score for h in got] == pytest.approx([w[1] for w in want], abs=1e-4)

@@ -123,7 +123,7 @@ def test_autocast_takes_the_blockwise_loss_and_gives_the_logits_paths_gradients(
     assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-4) and torch.allclose(
         losses[0][1], losses[1][1], rtol=1e-4
     )
-    for (name, a), b in zip(runs[0].trainer.model.named_parameters(), runs[1].trainer.model.parameters()):
+    for (name, a), b in zip(runs[0].trainer.model.named_parameters(), runs[1].trainer.model.parameters(), strict=True):
         assert (a.grad - b.grad).abs().max() <= 3e-2 * b.grad.abs().max(), name  # bf16 rounding apart
     fp32, _ = parse_train_args(_args(toy_data_dir, tmp_path, "--no-save"))
     assert Run(fp32, overrides).trainer.loss_fn.from_features is None
@@ -409,7 +409,9 @@ def test_time_budget_ends_the_decay_where_max_update_would(toy_data_dir, tmp_pat
     cfg, overrides = parse_train_args(_args(toy_data_dir, tmp_path / "u", *flags, "--max-update", "10"))
     counted = Run(cfg, overrides)
     assert counted.run() == 0 and counted.trainer.num_updates == 10
-    for a, b in zip(timed.trainer.model.state_dict().values(), counted.trainer.model.state_dict().values()):
+    for a, b in zip(
+        timed.trainer.model.state_dict().values(), counted.trainer.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)  # the same lr at every update, hence the same weights
 
 
