@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pickle
 import re
 import warnings
 from dataclasses import dataclass
@@ -80,6 +81,19 @@ def clean_stale_temps(directory: str) -> list[str]:
     return removed
 
 
+def unreadable_reason(path: str, error: Exception) -> str:
+    """Why torch.load(weights_only=True) failed on `path`, in plain words."""
+    if os.path.getsize(path) == 0:
+        return "the file is empty"
+    if isinstance(error, pickle.UnpicklingError) and "weights only" in str(error).lower():
+        return "it holds objects other than plain values and tensors, and loading them could run code (refused)"
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    if is_zip:
+        return "the archive is truncated or corrupt"
+    return "it is not a file written by torch.save"
+
+
 def load(path: str) -> dict:
     """Read and validate a checkpoint; any problem is a UserError naming the file."""
     if not os.path.isfile(path):
@@ -89,8 +103,7 @@ def load(path: str) -> dict:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, random bytes, pickles that want to run code, ...
-        reason = str(e).split("\n")[0][:160]
-        raise UserError(f"{path} is not a readable nmt checkpoint (corrupt, truncated or unsafe: {reason})") from None
+        raise UserError(f"{path} is not a readable nmt checkpoint: {unreadable_reason(path, e)}") from None
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
         raise UserError(f"{path} is not an nmt checkpoint")
     version = payload.get("format_version")

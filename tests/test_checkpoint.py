@@ -1,5 +1,6 @@
 """Checkpoints: round trip, atomic writes, refusal of corrupt, foreign, unsafe and newer files, averaging."""
 
+import collections
 import os
 import pickle
 
@@ -130,3 +131,35 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_bytes(b""), "the file is empty"),
+        (lambda p: p.write_bytes(b"\x80\x04K\x01." + b"x" * 50), "it is not a file written by torch.save"),
+        (lambda p: p.write_text("hello world\n"), "it is not a file written by torch.save"),
+        (
+            lambda p: (torch.save({"a": torch.ones(3)}, str(p)), p.write_bytes(p.read_bytes()[:200])),
+            "the archive is truncated or corrupt",
+        ),
+        (
+            lambda p: torch.save({"x": collections.OrderedDict, "y": _Unsafe()}, str(p)),
+            "it holds objects other than plain values and tensors, and loading them could run code (refused)",
+        ),
+    ],
+)
+def test_unreadable_checkpoints_are_explained_in_plain_words(tmp_path, make, reason):
+    path = tmp_path / "bad.pt"
+    make(path)
+    with pytest.raises(UserError) as e:
+        ckpt.load(str(path))
+    assert str(e.value) == f"{path} is not a readable nmt checkpoint: {reason}"
+    assert "\x1b" not in str(e.value)
+
+
+class _Unsafe:
+    """An object whose unpickling would call a function: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("loaded",))

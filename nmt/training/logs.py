@@ -108,10 +108,12 @@ class Meter:
         }
 
     def state(self) -> dict:
-        return {"sums": self.sums.cpu(), "elapsed": time.perf_counter() - self.start + self.elapsed_before}
+        # A copy: on CPU `.cpu()` returns the live tensor, which later updates would change.
+        sums = self.sums.detach().cpu().clone()
+        return {"sums": sums, "elapsed": time.perf_counter() - self.start + self.elapsed_before}
 
     def load_state(self, state: dict) -> None:
-        self.sums = state["sums"].to(self.device, torch.float64)
+        self.sums = state["sums"].to(self.device, torch.float64, copy=True)
         self.start = time.perf_counter()
         self.elapsed_before = state["elapsed"]
 
@@ -132,7 +134,10 @@ def format_line(prefix: str, values: dict, fmt: str) -> str:
 
 
 def _round(v):
-    return round(v, 6) if isinstance(v, float) else v
+    """Six decimals, or six significant digits below 0.01 (an early warmup lr of 1e-7 stays 1e-7)."""
+    if not isinstance(v, float):
+        return v
+    return float(f"{v:.6g}") if 0 < abs(v) < 1e-2 else round(v, 6)
 
 
 def _fmt(v) -> str:
