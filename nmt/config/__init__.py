@@ -25,10 +25,11 @@ from nmt.config.fields import (
 from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_generate
 from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
 from nmt.config.train import OptimConfig, TrainConfig, check_train
-from nmt.config.visualize import VisualizeConfig
+from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
 
 __all__ = [
     "AverageConfig",
+    "FIGURE_FORMATS",
     "GenerateConfig",
     "LSTMConfig",
     "MODEL_CONFIGS",
@@ -45,6 +46,7 @@ __all__ = [
     "check_model",
     "check_preprocess",
     "check_train",
+    "check_visualize",
     "default_of",
     "flag_fields",
     "from_dict",

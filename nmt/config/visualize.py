@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from nmt.config.fields import opt
+from nmt.config.fields import opt, require
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
 @dataclass
@@ -34,3 +36,19 @@ class VisualizeConfig:
     max_sentences: int = opt(1, "Average the statistics over the first N sentences of --input or the split.")
     html: bool = opt(False, "Also write OUT/report.html (self-contained).")
     device: str = opt("auto", "auto | cpu | cuda.")
+
+
+def check_visualize(cfg: VisualizeConfig) -> None:
+    """The checks of `nmt visualize-attn`'s flags that need no model (the rest need the checkpoint)."""
+    given = [n for n, v in (("--source", cfg.source), ("--input", cfg.input), ("DATA_DIR", cfg.data)) if v is not None]
+    got = f" (got {', '.join(given)})" if given else ""
+    require(len(given) == 1, f"give exactly one of --source TEXT, --input FILE or DATA_DIR{got}")
+    require(cfg.target is None or cfg.source is not None, "--target goes with --source")
+    require(
+        cfg.format in FIGURE_FORMATS, f"--format {cfg.format!r} is not supported; valid: {', '.join(FIGURE_FORMATS)}"
+    )
+    require(
+        cfg.max_sentences >= 1 and cfg.beam >= 1 and cfg.max_pieces >= 2,
+        "--max-sentences and --beam must be at least 1, --max-pieces at least 2",
+    )
+    require(1 <= cfg.dpi <= 1200, f"--dpi must be between 1 and 1200, got {cfg.dpi}")

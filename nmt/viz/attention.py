@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nmt.checkpoint import load_model
+from nmt.config import check_visualize
 from nmt.data.dataset import load_split, read_meta
 from nmt.data.tokenizer import BOS, EOS, UNK
 from nmt.device import resolve_device
@@ -28,7 +29,7 @@ from nmt.models import build_for_data
 from nmt.viz import figures as R
 from nmt.viz import stats as A
 from nmt.viz.capture import capture_sentence, translate, translate_many
-from nmt.viz.figures import FORMATS, Figure
+from nmt.viz.figures import Figure
 from nmt.viz.html import write_html
 from nmt.viz.stats import KINDS
 from nmt.viz.tables import write_stats
@@ -81,12 +82,6 @@ def parse_int_list(text: Optional[str], flag: str) -> list[int]:
 def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[list[int]]]], int]:
     """{i: (src ids, reference ids or None)} for the sentence drawn (--index) and the first
     --max-sentences ones (statistics), and the number of sentences the statistics use."""
-    given = [n for n, v in (("--source", cfg.source), ("--input", cfg.input), ("DATA_DIR", cfg.data)) if v is not None]
-    if len(given) != 1:
-        got = f" (got {', '.join(given)})" if given else ""
-        raise UserError(f"give exactly one of --source TEXT, --input FILE or DATA_DIR{got}")
-    if cfg.target is not None and cfg.source is None:
-        raise UserError("--target goes with --source")
     if cfg.source is not None:
         tgt = None
         if cfg.target is not None:  # pieces beyond the output layer (preprocess --trim-target-vocab) are unknown
@@ -177,13 +172,8 @@ def _shapes(attn: dict[str, list[np.ndarray]]) -> dict[str, list[int]]:
 
 def run(cfg) -> Result:
     """`nmt visualize-attn`: capture, figures, statistics, report (cfg: nmt.config.VisualizeConfig)."""
+    check_visualize(cfg)
     device = resolve_device(cfg.device)
-    if cfg.format not in FORMATS:
-        raise UserError(f"--format {cfg.format!r} is not supported; valid: {', '.join(FORMATS)}")
-    if cfg.max_sentences < 1 or cfg.beam < 1 or cfg.max_pieces < 2:
-        raise UserError("--max-sentences and --beam must be at least 1, --max-pieces at least 2")
-    if not 1 <= cfg.dpi <= 1200:
-        raise UserError(f"--dpi must be between 1 and 1200, got {cfg.dpi}")
     loaded = load_model(cfg.path, device)
     pairs, n_stats = _read_sentences(cfg, loaded)
     index = cfg.index

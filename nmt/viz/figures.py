@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
 
+from nmt.config import FIGURE_FORMATS
 from nmt.errors import UserError
 from nmt.fileio import atomic_write
 
@@ -38,7 +39,7 @@ KIND_AXES = {  # (x label, y label)
     "dec_self": ("decoder input (keys)", "decoder input (queries)"),
     "cross": ("source", "target (predicted piece)"),
 }
-FORMATS = ("png", "svg", "pdf")
+FORMATS = FIGURE_FORMATS
 
 
 # ----------------------------------------------------------------------------- layout
