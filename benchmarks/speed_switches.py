@@ -1,18 +1,14 @@
-"""Do the CPU speed techniques pay on this machine? Each one against its switch, in one process.
+"""Does the blockwise loss pay on this machine? The technique against its switch, in one process.
 
-Two techniques sit behind switches because they pay only on some CPUs:
-
-    bits dropout     dropout masks from raw random bits instead of F.dropout's bernoulli
-                     (nmt.models.layers.bits_dropout; `nmt train --bits-dropout false` turns it off)
     blockwise loss   under --amp, the loss computed from the decoder's features a block of rows at a
                      time instead of from the whole logits (`nmt train --full-logits` turns it off)
 
 `transformer_multi30k` (4+4 layers, D 128, FFN 256, shared 8k embeddings, dropout 0.2, label
-smoothing 0.1) trains on the same Multi30k batches (--max-tokens 4096) in four variants, one
+smoothing 0.1) trains on the same Multi30k batches (--max-tokens 4096) in three variants, one
 Trainer each, in rounds that alternate between them so that load from other processes hits all
-alike: fp32 with and without bits dropout; bf16 with the blockwise loss and with the full logits.
-It prints target tokens/s of each, the speed ratio of each technique on/off, and each variant's
-peak resident memory, measured in a child process that runs the same batches alone.
+alike: fp32 (the reference), bf16 with the blockwise loss and bf16 with the full logits. It
+prints target tokens/s of each, the speed ratio of the technique on/off, and each variant's peak
+resident memory, measured in a child process that runs the same batches alone.
 
     nmt preprocess -s en -t de --trainpref $M30K/train --validpref $M30K/valid \\
         --destdir data-bin/m30k-en-de --vocab-size 8000 --joined-dictionary
@@ -36,23 +32,21 @@ from nmt.config import OptimConfig, TrainConfig
 from nmt.data.dataset import BatchDataset, batch_by_tokens, epoch_order, load_split, read_meta
 from nmt.device import process_settings
 from nmt.models import arch_config, build_for_data
-from nmt.models.layers import bits_dropout
 from nmt.tasks.translation import TranslationTask
 from nmt.training.dist import DistInfo
 from nmt.training.trainer import AMP_DTYPES, Trainer
 
-# name -> (amp, full_logits, bits dropout)
+# name -> (amp, full_logits)
 VARIANTS = {
-    "fp32": ("none", False, True),
-    "fp32, F.dropout": ("none", False, False),
-    "bf16, blockwise loss": ("bf16", False, True),
-    "bf16, full logits": ("bf16", True, True),
+    "fp32": ("none", False),
+    "bf16, blockwise loss": ("bf16", False),
+    "bf16, full logits": ("bf16", True),
 }
-PAIRS = (("bits dropout", "fp32", "fp32, F.dropout"), ("blockwise loss", "bf16, blockwise loss", "bf16, full logits"))
+PAIRS = (("blockwise loss", "bf16, blockwise loss", "bf16, full logits"),)
 
 
-def make_trainer(data: str, meta: dict, name: str) -> tuple[Trainer, bool]:
-    amp, full_logits, bits = VARIANTS[name]
+def make_trainer(data: str, meta: dict, name: str) -> Trainer:
+    amp, full_logits = VARIANTS[name]
     torch.manual_seed(1)
     model_cfg = dataclasses.replace(arch_config("transformer_multi30k"), dropout=0.2, share_all_embeddings=True)
     cfg = TrainConfig(
@@ -65,7 +59,7 @@ def make_trainer(data: str, meta: dict, name: str) -> tuple[Trainer, bool]:
     )
     model = build_for_data(model_cfg, meta)
     loss_fn = TranslationTask(cfg).loss(model, AMP_DTYPES[cfg.amp])
-    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), 128, loss_fn=loss_fn), bits
+    return Trainer(cfg, model, torch.device("cpu"), DistInfo(), 128, loss_fn=loss_fn)
 
 
 def batches(data: str, meta: dict, count: int) -> list:
@@ -76,10 +70,9 @@ def batches(data: str, meta: dict, count: int) -> list:
     return [dataset[i] for i in range(min(count, len(dataset)))]
 
 
-def run(trainer: Trainer, bits: bool, chunk: list) -> None:
-    with bits_dropout(bits):
-        for b in chunk:
-            trainer.train_step([b])
+def run(trainer: Trainer, chunk: list) -> None:
+    for b in chunk:
+        trainer.train_step([b])
 
 
 def peak_memory_mb(args: argparse.Namespace, name: str) -> float:
@@ -101,21 +94,21 @@ def main() -> None:
         meta = read_meta(args.data)
         chunk = batches(args.data, meta, args.batches)
         if args.memory_of:
-            trainer, bits = make_trainer(args.data, meta, args.memory_of)
-            run(trainer, bits, chunk)
-            run(trainer, bits, chunk)
+            trainer = make_trainer(args.data, meta, args.memory_of)
+            run(trainer, chunk)
+            run(trainer, chunk)
             print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
             return
         peaks = {name: peak_memory_mb(args, name) for name in VARIANTS}
         trainers = {name: make_trainer(args.data, meta, name) for name in VARIANTS}
-        for trainer, bits in trainers.values():  # every shape once, outside the clock
-            run(trainer, bits, chunk)
+        for trainer in trainers.values():  # every shape once, outside the clock
+            run(trainer, chunk)
         tokens = sum(int(b.ntokens) for b in chunk)
         seconds = {name: 0.0 for name in VARIANTS}
         for _ in range(args.rounds):
-            for name, (trainer, bits) in trainers.items():
+            for name, trainer in trainers.items():
                 start = time.perf_counter()
-                run(trainer, bits, chunk)
+                run(trainer, chunk)
                 seconds[name] += time.perf_counter() - start
     print(f"threads {args.threads}, {len(chunk)} batches x {args.rounds} rounds, {tokens} target tokens a round")
     print(f"cpu: {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}")

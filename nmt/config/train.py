@@ -50,11 +50,6 @@ class TrainConfig:
     num_workers: int = opt(0, "DataLoader worker processes (0: batches are built in the training process).")
     device: str = opt("auto", "auto | cpu | cuda.")
     amp: str = opt("none", "Mixed precision: none | bf16 | fp16 (fp16 needs CUDA).")
-    bits_dropout: bool = opt(
-        True,
-        "On CPU, draw dropout masks from raw random bits (one switch; docs/benchmarks.md says where it pays); "
-        "false uses torch's dropout.",
-    )
     full_logits: bool = opt(
         False,
         "Under --amp, keep the whole logits instead of computing the loss a block of rows at a time "

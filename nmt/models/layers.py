@@ -10,10 +10,8 @@ True = attend, broadcastable to (B, H, T, S). `additive_mask` gives the float fo
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -53,41 +51,10 @@ def additive_mask(attend: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Inverted dropout, any shape: zero each element with probability p, scale the rest by 1/(1-p).
-
-    On CPU, while `bits_dropout` is on (the default), the mask comes from raw random bits: each
-    64-bit draw of the generator gives four 16-bit lanes, and an element is dropped when its
-    lane falls in the lowest round(p * 65536) of the 65536 values (so p is used to 1/65536: 0.1
-    acts as 0.100006). That is a quarter of the generator calls of `rand_like(x) >= p`, whose
-    uniform floats each take one, and the kernels are vectorized where `bernoulli_` (F.dropout's)
-    is not (benchmarks/speed_switches.py measures what it gains in a training step). GPUs, and
-    CPUs with the switch off, use F.dropout.
-    """
+    """Inverted dropout, any shape: zero each element with probability p, scale the rest by 1/(1-p)."""
     if not training or p == 0.0:
         return x
-    dropped = round(p * 65536)  # how many of the 65536 lane values mean "drop"
-    if x.device.type != "cpu" or dropped >= 65536 or not _BITS_DROPOUT.get():
-        return F.dropout(x, p=p, training=True)
-    n = x.numel()
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-    lanes = draws.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
-    mask = (lanes >= dropped - 32768).to(x.dtype).mul_(65536 / (65536 - dropped))  # 0 or 1/(1-p)
-    return x * mask
-
-
-# The switch of `dropout`'s CPU path: a context variable, so that it is scoped to a `with` block
-# (and to one thread) rather than set for the whole process.
-_BITS_DROPOUT: contextvars.ContextVar[bool] = contextvars.ContextVar("nmt_bits_dropout", default=True)
-
-
-@contextlib.contextmanager
-def bits_dropout(enabled: bool) -> Iterator[None]:
-    """Within the block, `dropout` on CPU draws its masks from raw bits (True) or uses F.dropout (False)."""
-    token = _BITS_DROPOUT.set(enabled)
-    try:
-        yield
-    finally:
-        _BITS_DROPOUT.reset(token)
+    return F.dropout(x, p=p, training=True)
 
 
 # ----------------------------------------------------------------------------- positions

@@ -34,7 +34,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nmt.config import TrainConfig
 from nmt.errors import UserError
-from nmt.models.layers import bits_dropout
 from nmt.training import dist
 from nmt.training.ema import ema_weight, make_average, update_average
 from nmt.training.optim import build_optimizer, decay_horizon, lr_at, set_lr
@@ -155,7 +154,7 @@ class Trainer:
             batch = batch.to(self.device, non_blocking=True)
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if (last or not self.info.enabled) else self.net.no_sync()
-            with sync, bits_dropout(self.cfg.bits_dropout):
+            with sync:
                 loss, stats = self.loss(self.net, self.model, batch)
                 self.scaler.scale(loss * loss_scale).backward()
             for k in STAT_KEYS:
