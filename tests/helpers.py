@@ -5,6 +5,16 @@ import sys
 
 import pytest
 
+# `nmt train` flags of a 1-layer, 32-dim Transformer with small batches on one thread: the size of
+# the training runs the reliability and checkpointing tests make.
+TINY_TRAIN = [
+    *("--arch", "transformer_tiny", "--encoder-layers", "1", "--decoder-layers", "1"),
+    *("--encoder-embed-dim", "32", "--decoder-embed-dim", "32"),
+    *("--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64"),
+    *("--encoder-attention-heads", "2", "--decoder-attention-heads", "2"),
+    *("--max-tokens", "600", "--threads", "1"),
+]
+
 
 def shrink(cfg):
     """A fast copy of any model config: 2 layers, dim 16, FFN 32, 2 heads, hidden 16, no dropout."""

@@ -10,36 +10,12 @@ import sys
 
 import pytest
 import torch
+from helpers import TINY_TRAIN as TINY
 
 from nmt.errors import UserError
 from nmt.flags import parse_train_args
 from nmt.training.loop import Run, iterate
 from nmt.training.trainer import MIN_LOSS_SCALE
-
-TINY = [
-    "--arch",
-    "transformer_tiny",
-    "--encoder-layers",
-    "1",
-    "--decoder-layers",
-    "1",
-    "--encoder-embed-dim",
-    "32",
-    "--decoder-embed-dim",
-    "32",
-    "--encoder-ffn-embed-dim",
-    "64",
-    "--decoder-ffn-embed-dim",
-    "64",
-    "--encoder-attention-heads",
-    "2",
-    "--decoder-attention-heads",
-    "2",
-    "--max-tokens",
-    "600",
-    "--threads",
-    "1",
-]
 
 
 def fp16_run(where: tuple, *extra) -> Run:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_TRAIN as TINY
 from helpers import cli
 
 from nmt import checkpoint as ckpt
@@ -26,30 +27,6 @@ from nmt.data.tokenizer import read_blobs
 from nmt.errors import UserError
 from nmt.models import arch_config, build_model
 
-TINY = [
-    "--arch",
-    "transformer_tiny",
-    "--encoder-layers",
-    "1",
-    "--decoder-layers",
-    "1",
-    "--encoder-embed-dim",
-    "32",
-    "--decoder-embed-dim",
-    "32",
-    "--encoder-ffn-embed-dim",
-    "64",
-    "--decoder-ffn-embed-dim",
-    "64",
-    "--encoder-attention-heads",
-    "2",
-    "--decoder-attention-heads",
-    "2",
-    "--max-tokens",
-    "600",
-    "--threads",
-    "1",
-]
 SIZES = {
     "encoder_layers": "1",
     "decoder_layers": "1",

@@ -20,35 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_TRAIN as TINY
 
 from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
 from nmt.training.loop import train
 
-TINY = [
-    "--arch",
-    "transformer_tiny",
-    "--encoder-layers",
-    "1",
-    "--decoder-layers",
-    "1",
-    "--encoder-embed-dim",
-    "32",
-    "--decoder-embed-dim",
-    "32",
-    "--encoder-ffn-embed-dim",
-    "64",
-    "--decoder-ffn-embed-dim",
-    "64",
-    "--encoder-attention-heads",
-    "2",
-    "--decoder-attention-heads",
-    "2",
-    "--max-tokens",
-    "600",
-    "--threads",
-    "1",
-]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 # Runs `nmt` in a subprocess; with NMT_TEST_SLOW_SAVE=seconds every torch.save writes half of the

@@ -4,6 +4,7 @@ import os
 from dataclasses import asdict
 
 import torch
+from helpers import TINY_TRAIN as TINY
 
 from nmt import checkpoint as ckpt
 from nmt.config import TrainConfig
@@ -11,31 +12,6 @@ from nmt.fileio import TMP_PREFIX
 from nmt.flags import parse_train_args
 from nmt.training.checkpointing import Progress, checkpoint_names, find_restore, prune
 from nmt.training.loop import train
-
-TINY = [
-    "--arch",
-    "transformer_tiny",
-    "--encoder-layers",
-    "1",
-    "--decoder-layers",
-    "1",
-    "--encoder-embed-dim",
-    "32",
-    "--decoder-embed-dim",
-    "32",
-    "--encoder-ffn-embed-dim",
-    "64",
-    "--decoder-ffn-embed-dim",
-    "64",
-    "--encoder-attention-heads",
-    "2",
-    "--decoder-attention-heads",
-    "2",
-    "--max-tokens",
-    "600",
-    "--threads",
-    "1",
-]
 
 
 def _touch(directory, *names) -> None:
