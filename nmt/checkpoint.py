@@ -226,3 +226,29 @@ def epoch_checkpoints(save_dir: str) -> list[str]:
 def update_checkpoints(save_dir: str) -> list[str]:
     """checkpoint_E_U.pt files (saved every --save-interval-updates) sorted by update U."""
     return _numbered(save_dir, r"checkpoint_\d+_(\d+)\.pt")
+
+
+def checkpoints_to_average(cfg: C.AverageConfig) -> list[str]:
+    """The files `nmt average-checkpoints` averages: the given files, or the last N of a directory."""
+    by_epoch = cfg.num_epoch_checkpoints is not None
+    count = cfg.num_epoch_checkpoints if by_epoch else cfg.num_update_checkpoints
+    if count is None:
+        missing = [p for p in cfg.inputs if not os.path.isfile(p)]
+        if missing:
+            raise UserError(f"--inputs {missing[0]} is not a file (a directory needs --num-epoch-checkpoints N)")
+        return list(cfg.inputs)
+    flag = "--num-epoch-checkpoints" if by_epoch else "--num-update-checkpoints"
+    if len(cfg.inputs) != 1 or not os.path.isdir(cfg.inputs[0]):
+        raise UserError(f"{flag} needs exactly one directory in --inputs")
+    found = (epoch_checkpoints if by_epoch else update_checkpoints)(cfg.inputs[0])
+    if len(found) < count:
+        raise UserError(f"{flag} {count}: {cfg.inputs[0]} has only {len(found)} such checkpoint(s)")
+    return found[-count:]
+
+
+def average_checkpoints(cfg: C.AverageConfig) -> list[str]:
+    """Check the flags, average the chosen checkpoints into cfg.output; the files averaged."""
+    C.check_average(cfg)
+    paths = checkpoints_to_average(cfg)
+    save(cfg.output, average(paths, trained=cfg.trained_weights))
+    return paths

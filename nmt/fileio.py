@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Iterator, Literal, Optional
+
+from nmt.errors import UserError
 
 TMP_PREFIX = ".tmp-"
 
@@ -24,7 +27,15 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "wb", suffix: str = "", encoding: str | None = None) -> Iterator[IO]:
-    """Open a temporary file next to `path`; on a clean exit it replaces `path`."""
+    """Open a temporary file next to `path`; on a clean exit it replaces `path`.
+
+    A path that exists and is not a regular file (/dev/null, a named pipe) is written in place:
+    replacing it would remove the device or pipe the user named.
+    """
+    if os.path.exists(path) and not os.path.isdir(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        with open(path, mode, encoding=encoding) as f:
+            yield f
+        return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=directory)
@@ -54,3 +65,58 @@ def fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _write_probe(directory: str) -> Optional[str]:
+    """None when a file can be created in `directory`; else the system's reason (read-only, denied).
+
+    Creating and removing a real file is the one test that sees permissions, ACLs, read-only mounts
+    and full quotas alike (os.access misses the last two, and answers yes to root everywhere).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    except OSError as e:
+        return e.strerror or str(e)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def output_problem(path: str, kind: Literal["file", "dir"]) -> Optional[str]:
+    """Why `path` cannot be written as a `kind`, in a few plain words; None when it can.
+
+    A file needs its directory to exist (as a shell redirect does); a directory is created with its
+    missing parents (as `mkdir -p`), so only an ancestor that is a file or is not writable stops it.
+    Nothing is left on disk by the check.
+    """
+    if not path:
+        return "is empty"
+    full = os.path.abspath(path)
+    if kind == "file":
+        if os.path.isdir(full):
+            return "is a directory"
+        parent = os.path.dirname(full)
+        if not os.path.exists(parent):
+            return f"directory {parent} does not exist"
+        if not os.path.isdir(parent):
+            return f"{parent} is not a directory"
+        if os.path.exists(full) and not stat.S_ISREG(os.stat(full).st_mode):
+            return None if os.access(full, os.W_OK) else "cannot be written"
+        reason = _write_probe(parent)
+        return f"cannot write in {parent}: {reason}" if reason else None
+    if os.path.exists(full) and not os.path.isdir(full):
+        return "exists and is not a directory"
+    existing = full
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is not a directory"
+    reason = _write_probe(existing)
+    return f"cannot write in {existing}: {reason}" if reason else None
+
+
+def check_output(path: str, flag: str, kind: Literal["file", "dir"]) -> None:
+    """Raise UserError("FLAG PATH: why") when `path` cannot be written as a `kind`."""
+    problem = output_problem(path, kind)
+    if problem:
+        raise UserError(f"{flag} {path}: {problem}")

@@ -77,6 +77,7 @@ def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
     cfg = C.apply_overrides(C.TrainConfig(data=positionals[0]), train_vals)
     cfg.optim = C.apply_overrides(C.OptimConfig(), optim_vals)
     C.check_train(cfg)
+    arch_config(cfg.arch, model_vals)  # the model flags too are checked before anything is written
     return cfg, model_vals
 
 

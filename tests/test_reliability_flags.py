@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from helpers import cli
-
-from nmt.checkpoint import save_model
-from nmt.data.dataset import read_meta
-from nmt.data.tokenizer import read_blobs
-from nmt.models import arch_config, build_model
 
 TINY = [
     "--encoder-layers",
@@ -126,27 +120,9 @@ VISUALIZE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_path(toy_data_dir, tmp_path_factory) -> str:
-    meta = read_meta(str(toy_data_dir))
-    torch.manual_seed(0)
-    cfg = arch_config(
-        "transformer_tiny",
-        {
-            "encoder_layers": "1",
-            "decoder_layers": "1",
-            "encoder_embed_dim": "32",
-            "decoder_embed_dim": "32",
-            "encoder_ffn_embed_dim": "64",
-            "decoder_ffn_embed_dim": "64",
-            "dropout": "0",
-        },
-    )
-    v = meta["vocab_size"]
-    model = build_model(cfg, v[meta["source_lang"]], v[meta["target_lang"]], meta["joined_dictionary"])
-    path = tmp_path_factory.mktemp("flags_model") / "model.pt"
-    save_model(str(path), model, cfg, "transformer_tiny", meta, read_blobs(str(toy_data_dir), meta))
-    return str(path)
+@pytest.fixture
+def model_path(tiny_model) -> str:
+    return tiny_model
 
 
 def assert_flag_error(code: int, out: str, err: str, message: str) -> None:

@@ -233,22 +233,6 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(
     )
 
 
-def test_unusable_save_dir_is_one_line(toy_data_dir, tmp_path, monkeypatch, capsys):
-    (tmp_path / "file").write_text("x")
-    code, _, err = cli(
-        monkeypatch,
-        capsys,
-        "train",
-        str(toy_data_dir),
-        "--save-dir",
-        str(tmp_path / "file" / "ckpt"),
-        *TINY,
-        "--max-update",
-        "1",
-    )
-    assert_one_error_line(code, err, f"cannot use --save-dir {tmp_path / 'file' / 'ckpt'}: Not a directory")
-
-
 # ----------------------------------------------------------------------------- one save dir, one run
 def test_second_train_on_a_running_save_dir_is_refused(toy_data_dir, tmp_path, monkeypatch, capsys):
     save, log = tmp_path / "ckpt", tmp_path / "first.log"

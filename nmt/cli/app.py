@@ -29,7 +29,8 @@ _REQUIRED = ...  # Typer's marker of a required option
 def option(cls: type, name: str, *decls: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     """A Typer option for field `name` of config `cls`: the field's default (or `default`) and help.
 
-    A bool field becomes a single switch `--name` unless `decls` say otherwise.
+    A bool field becomes a single switch `--name` unless `decls` say otherwise. Every option shows
+    its default in `--help`: "none" and "off" for the defaults Typer would leave unsaid.
     """
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
     value = C.default_of(f) if default is dataclasses.MISSING else default
@@ -37,6 +38,8 @@ def option(cls: type, name: str, *decls: str, default: Any = dataclasses.MISSING
         value = _REQUIRED
     if isinstance(value, bool) and not decls:
         decls = ("--" + name.replace("_", "-"),)
+    if value is None or value is False:  # Typer shows no default for these; say it in words
+        kw.setdefault("show_default", "none" if value is None else "off")
     return typer.Option(value, *decls, help=f.metadata.get("help", ""), **kw)
 
 

@@ -10,10 +10,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from nmt.checkpoint import average, epoch_checkpoints, save, update_checkpoints
+from nmt.checkpoint import average_checkpoints as average_checkpoints_to
 from nmt.cli.app import app, option
 from nmt.config import AverageConfig, GenerateConfig, ScoreConfig
-from nmt.errors import UserError
 from nmt.generation.generate import run as run_generate
 from nmt.generation.output import Progress, summary
 from nmt.generation.score import parse_metrics, render, score_files
@@ -92,32 +91,9 @@ def average_checkpoints(
         num_update_checkpoints=num_update_checkpoints,
         trained_weights=trained_weights,
     )
-    paths = checkpoints_to_average(cfg)
-    save(cfg.output, average(paths, trained=cfg.trained_weights))
+    paths = average_checkpoints_to(cfg)
     names = ", ".join(os.path.basename(p) for p in paths)
     print(f"averaged {len(paths)} checkpoints ({names}) into {cfg.output}", file=sys.stderr)
-
-
-def checkpoints_to_average(cfg: AverageConfig) -> list[str]:
-    """The files `nmt average-checkpoints` averages: the given files, or the last N of a directory."""
-    if cfg.num_epoch_checkpoints is not None and cfg.num_update_checkpoints is not None:
-        raise UserError("give --num-epoch-checkpoints or --num-update-checkpoints, not both")
-    by_epoch = cfg.num_epoch_checkpoints is not None
-    count = cfg.num_epoch_checkpoints if by_epoch else cfg.num_update_checkpoints
-    if count is None:
-        missing = [p for p in cfg.inputs if not os.path.isfile(p)]
-        if missing:
-            raise UserError(f"--inputs {missing[0]} is not a file (a directory needs --num-epoch-checkpoints N)")
-        return list(cfg.inputs)
-    flag = "--num-epoch-checkpoints" if by_epoch else "--num-update-checkpoints"
-    if count < 1:
-        raise UserError(f"{flag} must be >= 1, got {count}")
-    if len(cfg.inputs) != 1 or not os.path.isdir(cfg.inputs[0]):
-        raise UserError(f"{flag} needs exactly one directory in --inputs")
-    found = (epoch_checkpoints if by_epoch else update_checkpoints)(cfg.inputs[0])
-    if len(found) < count:
-        raise UserError(f"{flag} {count}: {cfg.inputs[0]} has only {len(found)} such checkpoint(s)")
-    return found[-count:]
 
 
 @app.command()

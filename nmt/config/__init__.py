@@ -21,8 +21,9 @@ from nmt.config.fields import (
     opt,
     parse_value,
     require,
+    require_finite,
 )
-from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_generate
+from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_average, check_generate
 from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
@@ -42,6 +43,7 @@ __all__ = [
     "VisualizeConfig",
     "apply_overrides",
     "asdict",
+    "check_average",
     "check_generate",
     "check_model",
     "check_preprocess",
@@ -54,4 +56,5 @@ __all__ = [
     "opt",
     "parse_value",
     "require",
+    "require_finite",
 ]

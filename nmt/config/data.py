@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from nmt.config.fields import opt, require
+from nmt.config.fields import opt, require, require_finite
+from nmt.fileio import check_output
 
 
 @dataclass
@@ -69,6 +70,8 @@ def check_preprocess(cfg: PreprocessConfig) -> None:
         not cfg.subword_samples or 0 < cfg.subword_alpha <= 1,
         f"--subword-alpha must be in (0, 1], got {cfg.subword_alpha}",
     )
+    require_finite(cfg)
+    check_output(cfg.destdir, "--destdir", "dir")
 
 
 @dataclass

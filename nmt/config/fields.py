@@ -113,3 +113,20 @@ def require(ok: bool, message: str) -> None:
     """Raise UserError(message) unless `ok`: the form every range check takes."""
     if not ok:
         raise UserError(message)
+
+
+def require_finite(cfg: Any, prefix: str = "--") -> None:
+    """Refuse nan and infinities in every float field of `cfg` (nested configs included), naming the flag.
+
+    Range checks catch most of them with a message about the range; this is the net under all the
+    rest, so that no float option of any command takes a non-finite value.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            require_finite(value, prefix)
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"{prefix}{f.name.replace('_', '-')} must be a finite number, got {value}")

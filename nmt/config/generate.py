@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from nmt.config.fields import opt, require
+from nmt.config.fields import opt, require, require_finite
+from nmt.fileio import check_output
 
 
 @dataclass
@@ -86,6 +87,9 @@ def check_generate(cfg: GenerateConfig) -> None:
         (cfg.data is None) != (cfg.input is None),
         "give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both",
     )
+    require_finite(cfg)
+    if cfg.output not in (None, "-"):
+        check_output(cfg.output, "--output", "file")
 
 
 @dataclass
@@ -113,3 +117,17 @@ class AverageConfig:
         "Average the weights training reached, not the moving average that checkpoints saved with "
         "--ema-decay hold as their model (one input: extract them).",
     )
+
+
+def check_average(cfg: AverageConfig) -> None:
+    """The checks of `nmt average-checkpoints`' flags that need no checkpoint."""
+    require(
+        cfg.num_epoch_checkpoints is None or cfg.num_update_checkpoints is None,
+        "give --num-epoch-checkpoints or --num-update-checkpoints, not both",
+    )
+    for flag, n in (
+        ("--num-epoch-checkpoints", cfg.num_epoch_checkpoints),
+        ("--num-update-checkpoints", cfg.num_update_checkpoints),
+    ):
+        require(n is None or n >= 1, f"{flag} must be >= 1, got {n}")
+    check_output(cfg.output, "--output", "file")

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from nmt.config.fields import opt, require
+from nmt.config.fields import opt, require, require_finite
 
 
 @dataclass
@@ -95,3 +95,4 @@ def check_model(cfg) -> None:
             require(value >= 1, f"{flag} must be >= 1, got {value}")
         if f.name.endswith("_positions"):
             require(value >= 2, f"{flag} must be >= 2 (a token and EOS), got {value}")
+    require_finite(cfg)

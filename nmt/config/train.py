@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from nmt.config.fields import opt, require
+from nmt.config.fields import opt, require, require_finite
+from nmt.fileio import check_output
 
 LR_SCHEDULERS_WITH_HORIZON = ("cosine", "polynomial_decay")
 
@@ -151,3 +152,7 @@ def check_train(cfg: TrainConfig) -> None:
     ]
     for ok, message in checks:
         require(ok, message)
+    require_finite(cfg)
+    check_output(cfg.save_dir, "--save-dir", "dir")
+    if cfg.tensorboard_logdir is not None:
+        check_output(cfg.tensorboard_logdir, "--tensorboard-logdir", "dir")

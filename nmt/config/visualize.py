@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from nmt.config.fields import opt, require
+from nmt.config.fields import opt, require, require_finite
+from nmt.fileio import check_output
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
@@ -52,3 +53,5 @@ def check_visualize(cfg: VisualizeConfig) -> None:
         "--max-sentences and --beam must be at least 1, --max-pieces at least 2",
     )
     require(1 <= cfg.dpi <= 1200, f"--dpi must be between 1 and 1200, got {cfg.dpi}")
+    require_finite(cfg)
+    check_output(cfg.out, "--out", "dir")

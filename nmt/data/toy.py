@@ -15,6 +15,7 @@ import os
 import random
 
 from nmt.errors import UserError
+from nmt.fileio import check_output
 
 # (en singular, en plural, fr singular, fr plural, gender); every French noun starts with a consonant,
 # so no elision (l', cet) is needed.
@@ -266,8 +267,7 @@ def write_toy_corpus(
 ) -> dict[str, int]:
     """Write OUT/{train,valid,test}.{en,fr}; the splits share no sentence. Returns the split sizes."""
     sizes = split_sizes(pairs, valid, test)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out} exists and is not a directory")
+    check_output(out, "--out", "dir")
     data = generate_pairs(pairs, seed)
     os.makedirs(out, exist_ok=True)
     start = 0

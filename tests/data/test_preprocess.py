@@ -258,16 +258,6 @@ def test_help_of_every_command() -> None:
         assert "Usage" in result.output
 
 
-def test_destdir_under_a_file(tmp_path: Path, monkeypatch, capsys) -> None:
-    write_pair(tmp_path / "raw/train", GOOD, GOOD)
-    (tmp_path / "file").write_text("x")
-    before = snapshot(tmp_path)
-    args = BASE + ["--trainpref", str(tmp_path / "raw/train"), "--destdir", str(tmp_path / "file/sub")]
-    code, err = run_cli(args, monkeypatch, capsys)
-    assert (code, err) == (2, f"error: cannot create --destdir {tmp_path / 'file/sub'}: Not a directory\n")
-    assert snapshot(tmp_path) == before
-
-
 # ----------------------------------------------------------------------------- subword sampling
 def _sampled(raw: Path, dest: Path, alpha: float = 0.3) -> dict:
     cfg = PreprocessConfig(
