@@ -19,7 +19,7 @@ class GenerateConfig:
 
     beam: int = opt(5, "Beam width; with --sampling, the samples drawn per sentence.")
     nbest: int = opt(
-        1, "Hypotheses per sentence in the output, best first (at most --beam); --format plain prints N lines each."
+        1, "Hypotheses per sentence in the output, best first (at most --beam): in --format plain, one a line."
     )
     lenpen: float = opt(1.0, "Length penalty: score = sum of log-probs / length**lenpen (length counts EOS).")
     max_len_a: float = opt(0.0, "Max output length = a * source length + b (tokens before EOS).")
