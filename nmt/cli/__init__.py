@@ -3,7 +3,7 @@
 app         the Typer app, `option` (a flag from a config field: its default and help), `main`
 data        preprocess, toy-data
 train       train, list-archs
-generate    generate, average-checkpoints, score
+generate    generate, interactive, average-checkpoints, score
 visualize   visualize-attn
 
 Errors a user can cause arrive as `UserError` and leave as one line on stderr with exit code 2.

@@ -1,20 +1,22 @@
-"""`nmt generate`, `nmt average-checkpoints` and `nmt score`."""
+"""`nmt generate`, `nmt interactive`, `nmt average-checkpoints` and `nmt score`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
 
 from nmt.checkpoint import average_checkpoints as average_checkpoints_to
 from nmt.cli.app import app, option
-from nmt.config import AverageConfig, GenerateConfig, ScoreConfig
+from nmt.config import AverageConfig, GenerateConfig, InteractiveConfig, ScoreConfig
 from nmt.generation.generate import run as run_generate
-from nmt.generation.output import Progress, summary
+from nmt.generation.interactive import run as run_interactive
+from nmt.generation.output import Progress, summary, truncation_warning
 from nmt.generation.score import parse_metrics, render, score_files
 
 G = GenerateConfig
@@ -50,6 +52,7 @@ def generate(
     workers: int = option(G, "workers"),
     format: str = option(G, "format", "--format"),
     print_alignment: bool = option(G, "print_alignment"),
+    post_process: str = option(G, "post_process", "--post-process", "--remove-bpe"),
     quiet: bool = option(G, "quiet"),
     chunk_size: int = option(G, "chunk_size"),
 ) -> None:
@@ -59,14 +62,63 @@ def generate(
     sacreBLEU signature when DATA_DIR has references) go to stderr.
     """
     cfg = GenerateConfig(**locals())
-    try:
-        with Progress(enabled=not quiet) as progress:
-            stats = run_generate(cfg, progress)
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
+    with _stop_quietly_on_broken_pipe(), Progress(enabled=not quiet) as progress:
+        stats = run_generate(cfg, progress)
     for line in summary(stats):
         print(line, file=sys.stderr)
+
+
+@app.command()
+def interactive(
+    path: str = option(G, "path", default=...),
+    buffer_size: int = option(InteractiveConfig, "buffer_size"),
+    beam: int = option(G, "beam"),
+    nbest: int = option(G, "nbest"),
+    lenpen: float = option(G, "lenpen"),
+    max_len_a: float = option(G, "max_len_a"),
+    max_len_b: int = option(G, "max_len_b"),
+    min_len: int = option(G, "min_len"),
+    no_repeat_ngram_size: int = option(G, "no_repeat_ngram_size"),
+    unkpen: float = option(G, "unkpen"),
+    sampling: bool = option(G, "sampling"),
+    sampling_topk: int = option(G, "sampling_topk"),
+    sampling_topp: float = option(G, "sampling_topp"),
+    temperature: float = option(G, "temperature"),
+    seed: int = option(G, "seed"),
+    max_tokens: int = option(G, "max_tokens"),
+    batch_size: Optional[int] = option(G, "batch_size"),
+    device: str = option(G, "device"),
+    amp: str = option(G, "amp"),
+    threads: Optional[int] = option(G, "threads"),
+    workers: int = option(G, "workers"),
+    format: str = option(G, "format", "--format"),
+    print_alignment: bool = option(G, "print_alignment"),
+    post_process: str = option(G, "post_process", "--post-process", "--remove-bpe"),
+) -> None:
+    """Translate lines from stdin as they arrive, printing each translation at once.
+
+    --buffer-size lines are read, translated together and printed (flushed); end of input
+    (Ctrl-D in a terminal) or Ctrl-C ends the run. Output formats are those of `nmt generate`.
+    """
+    search = dict(locals())
+    buffer_size = search.pop("buffer_size")
+    cfg = InteractiveConfig(generate=GenerateConfig(**search), buffer_size=buffer_size)
+    if sys.stdin.isatty():
+        print("type a sentence and press Enter (Ctrl-D: end)", file=sys.stderr)
+    with _stop_quietly_on_broken_pipe():
+        stats = run_interactive(cfg)
+    for line in truncation_warning(stats):
+        print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _stop_quietly_on_broken_pipe() -> Iterator[None]:
+    """The reader went away (e.g. `| head`): exit 0 without the error Python prints at exit."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 @app.command("average-checkpoints")

@@ -4,7 +4,7 @@ fields      `opt` (a field with its help), dict and flag-text conversion, `requi
 models      the model families' configs and their range checks
 data        `nmt preprocess` and `nmt toy-data`
 train       `nmt train`: the run and the optimizer, and the checks of their flags
-generate    `nmt generate`, `nmt score`, `nmt average-checkpoints`
+generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpoints`
 visualize   `nmt visualize-attn`
 
 Each command's flags are checked in one place: the `check_*` function beside its config.
@@ -23,7 +23,17 @@ from nmt.config.fields import (
     require,
     require_finite,
 )
-from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_average, check_generate
+from nmt.config.generate import (
+    POST_PROCESS,
+    AverageConfig,
+    GenerateConfig,
+    InteractiveConfig,
+    ScoreConfig,
+    check_average,
+    check_generate,
+    check_interactive,
+    check_search,
+)
 from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
@@ -32,8 +42,10 @@ __all__ = [
     "AverageConfig",
     "FIGURE_FORMATS",
     "GenerateConfig",
+    "InteractiveConfig",
     "LSTMConfig",
     "MODEL_CONFIGS",
+    "POST_PROCESS",
     "OptimConfig",
     "PreprocessConfig",
     "ScoreConfig",
@@ -45,8 +57,10 @@ __all__ = [
     "asdict",
     "check_average",
     "check_generate",
+    "check_interactive",
     "check_model",
     "check_preprocess",
+    "check_search",
     "check_train",
     "check_visualize",
     "default_of",

@@ -9,13 +9,19 @@ from typing import Optional
 from nmt.config.fields import opt, require, require_finite
 from nmt.fileio import check_output
 
+# What `--post-process` (alias `--remove-bpe`) accepts: fairseq's name for SentencePiece output,
+# the only subword scheme the checkpoints' tokenizers produce.
+POST_PROCESS = ("none", "sentencepiece")
+
 
 @dataclass
 class GenerateConfig:
     """Search options (nmt.generation.search) and, for `nmt generate`, where text comes from and goes to."""
 
     beam: int = opt(5, "Beam width; with --sampling, the samples drawn per sentence.")
-    nbest: int = opt(1, "Hypotheses per sentence in the output (at most --beam).")
+    nbest: int = opt(
+        1, "Hypotheses per sentence in the output, best first (at most --beam): in --format plain, one a line."
+    )
     lenpen: float = opt(1.0, "Length penalty: score = sum of log-probs / length**lenpen (length counts EOS).")
     max_len_a: float = opt(0.0, "Max output length = a * source length + b (tokens before EOS).")
     max_len_b: int = opt(200, "The b of --max-len-a.")
@@ -38,6 +44,10 @@ class GenerateConfig:
     output: Optional[str] = opt(None, "Output file, written atomically (none: stdout).")
     format: str = opt("plain", "Output format: plain | fairseq.")
     print_alignment: bool = opt(False, "A-i alignment lines (argmax of cross-attention; --format fairseq).")
+    post_process: str = opt(
+        "none",
+        "What H-i lines hold in --format fairseq: none (the target pieces) | sentencepiece (the detokenized text).",
+    )
     quiet: bool = opt(
         False, "No progress or translations on stdout, only the summary (on stderr); --output is still written."
     )
@@ -50,46 +60,70 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def check_generate(cfg: GenerateConfig) -> None:
-    """Every impossible `nmt generate` setting is a UserError naming the flag."""
+def _check(ok: bool, flag: str, value, need: str) -> None:
+    require(ok, f"{flag} must be {need}, got {value!r}")
 
-    def check(ok: bool, flag: str, value, need: str) -> None:
-        require(ok, f"{flag} must be {need}, got {value!r}")
 
-    check(cfg.beam >= 1, "--beam", cfg.beam, ">= 1")
-    check(1 <= cfg.nbest <= cfg.beam, "--nbest", cfg.nbest, f"between 1 and --beam ({cfg.beam})")
-    check(_finite(cfg.lenpen), "--lenpen", cfg.lenpen, "a finite number")
-    check(_finite(cfg.max_len_a) and cfg.max_len_a >= 0, "--max-len-a", cfg.max_len_a, "a finite number >= 0")
-    check(cfg.max_len_b >= 0, "--max-len-b", cfg.max_len_b, ">= 0")
-    check(cfg.min_len >= 0, "--min-len", cfg.min_len, ">= 0")
-    check(cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size", cfg.no_repeat_ngram_size, ">= 0")
-    check(_finite(cfg.unkpen), "--unkpen", cfg.unkpen, "a finite number")
-    check(cfg.sampling_topk == -1 or cfg.sampling_topk >= 1, "--sampling-topk", cfg.sampling_topk, ">= 1 (or -1: off)")
+def check_search(cfg: GenerateConfig) -> None:
+    """The search, device and output settings that `nmt generate` and `nmt interactive` share."""
+    _check(cfg.beam >= 1, "--beam", cfg.beam, ">= 1")
+    _check(1 <= cfg.nbest <= cfg.beam, "--nbest", cfg.nbest, f"between 1 and --beam ({cfg.beam})")
+    _check(_finite(cfg.lenpen), "--lenpen", cfg.lenpen, "a finite number")
+    _check(_finite(cfg.max_len_a) and cfg.max_len_a >= 0, "--max-len-a", cfg.max_len_a, "a finite number >= 0")
+    _check(cfg.max_len_b >= 0, "--max-len-b", cfg.max_len_b, ">= 0")
+    _check(cfg.min_len >= 0, "--min-len", cfg.min_len, ">= 0")
+    _check(cfg.no_repeat_ngram_size >= 0, "--no-repeat-ngram-size", cfg.no_repeat_ngram_size, ">= 0")
+    _check(_finite(cfg.unkpen), "--unkpen", cfg.unkpen, "a finite number")
+    topk = cfg.sampling_topk
+    _check(topk == -1 or topk >= 1, "--sampling-topk", topk, ">= 1 (or -1: off)")
     topp = cfg.sampling_topp
-    check(topp == -1 or (_finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
-    check(_finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
-    check(0 <= cfg.seed < 2**63, "--seed", cfg.seed, "between 0 and 2**63 - 1")  # what torch.Generator takes
+    _check(topp == -1 or (_finite(topp) and 0 < topp <= 1), "--sampling-topp", topp, "in (0, 1] (or -1: off)")
+    _check(_finite(cfg.temperature) and cfg.temperature > 0, "--temperature", cfg.temperature, "a finite number > 0")
+    _check(0 <= cfg.seed < 2**63, "--seed", cfg.seed, "between 0 and 2**63 - 1")  # what torch.Generator takes
     require(
         cfg.sampling or (cfg.sampling_topk == -1 and cfg.sampling_topp == -1),
         "--sampling-topk / --sampling-topp need --sampling",
     )
-    check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
-    check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
-    check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
-    check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
-    check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
-    check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
-    check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
-    check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
+    _check(cfg.max_tokens > 0, "--max-tokens", cfg.max_tokens, "> 0")
+    _check(cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size", cfg.batch_size, ">= 1")
+    _check(cfg.threads is None or cfg.threads >= 1, "--threads", cfg.threads, ">= 1")
+    _check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
+    _check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
+    _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
+    _check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
+    _check(cfg.post_process in POST_PROCESS, "--post-process", cfg.post_process, "one of " + ", ".join(POST_PROCESS))
     require(not cfg.print_alignment or cfg.format == "fairseq", "--print-alignment needs --format fairseq")
     require(bool(cfg.path), "--path is required (a checkpoint, or a:b for an ensemble)")
+    require_finite(cfg)
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    """Every impossible `nmt generate` setting is a UserError naming the flag."""
+    check_search(cfg)
+    _check(cfg.chunk_size >= 1, "--chunk-size", cfg.chunk_size, ">= 1")
     require(
         (cfg.data is None) != (cfg.input is None),
         "give either DATA_DIR (a binarized split) or --input FILE|- (raw text), not both",
     )
-    require_finite(cfg)
     if cfg.output not in (None, "-"):
         check_output(cfg.output, "--output", "file")
+
+
+@dataclass
+class InteractiveConfig:
+    """`nmt interactive`: lines from stdin, translated a buffer at a time, each buffer printed at once."""
+
+    generate: GenerateConfig = opt(
+        help="Search, device and output options (its data, input, output, chunk size and quiet are not used).",
+        factory=GenerateConfig,
+    )
+    buffer_size: int = opt(1, "Lines read before they are translated together and their translations printed.")
+
+
+def check_interactive(cfg: InteractiveConfig) -> None:
+    """Every impossible `nmt interactive` setting is a UserError naming the flag."""
+    check_search(cfg.generate)
+    _check(cfg.buffer_size >= 1, "--buffer-size", cfg.buffer_size, ">= 1")
 
 
 @dataclass

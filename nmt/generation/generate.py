@@ -10,10 +10,13 @@ each line is stripped as preprocess strips training text; an empty (or blank) li
 Sources longer than the model's source positions are truncated (keeping EOS) and counted in one
 warning.
 
-Output: `plain` writes the best hypothesis per input line; `fairseq` writes fairseq-style lines
-per sentence: S-i source, T-i reference (when known), then per hypothesis (nbest, best first)
-H-i score pieces, D-i score detokenized, P-i positional scores, and A-i alignment with
---print-alignment. As in fairseq, H/D/P scores are in base 2 (log-probs / ln 2). Alignments are
+Output: `plain` writes the --nbest best hypotheses per input line, best first, one a line (an empty
+line for each missing one); `fairseq` writes fairseq-style lines per sentence: S-i source, T-i
+reference (when known), then per hypothesis (nbest, best first) H-i score pieces (the detokenized
+text with --post-process sentencepiece), D-i score detokenized, P-i positional scores, and A-i
+alignment with --print-alignment. An empty source line is not decoded: plain gives empty lines, and
+fairseq one hypothesis, the empty translation (EOS alone) with score 0, so every input line has its
+S/H/D/P lines. As in fairseq, H/D/P scores are in base 2 (log-probs / ln 2). Alignments are
 "srcidx-tgtidx" pairs: for each target token (not EOS) the source token (not EOS) with the most
 cross-attention (last layer, heads and models averaged). Other line breaks inside an echoed source
 (what `str.splitlines` splits at) become spaces, so every reader sees one line per output line.
@@ -26,7 +29,7 @@ import contextlib
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TextIO
 
 import numpy as np
 import torch
@@ -187,16 +190,51 @@ def _check_data_vocab(data: str, meta: dict, loaded) -> None:
             raise UserError(f"{data} has a different {lang} vocabulary than the checkpoint")
 
 
-def run(cfg: GenerateConfig, progress=None) -> Stats:
-    """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
-    check_generate(cfg)
+@contextlib.contextmanager
+def generation_settings(cfg: GenerateConfig) -> Iterator[torch.device]:
+    """The device of cfg.device, inside the process settings (threads) generation runs under.
+
+    The caller's thread count is restored afterwards.
+    """
     device = resolve_device(cfg.device)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA device (use bf16 on CPU)")
     threads = None
     if device.type == "cpu":  # --threads is the total: each of the --workers gets its share
         threads = max(1, (cfg.threads or torch.get_num_threads()) // cfg.workers)
-    with process_settings(threads):  # restores the caller's thread count afterwards
+    with process_settings(threads):
+        yield device
+
+
+def write_translations(
+    models: list[nn.Module],
+    lines: Iterable[str],
+    src_tok,
+    tgt_tok,
+    cfg: GenerateConfig,
+    device: torch.device,
+    stats: Stats,
+    out: Optional[TextIO],
+    on_batch: Optional[Callable[[int], None]] = None,
+) -> None:
+    """Translate raw lines a chunk of `cfg.chunk_size` at a time, writing each chunk in cfg.format to `out`
+    (flushed; None: write nothing) before the next chunk is read, so a reader sees every chunk at once."""
+    n = 0
+    for chunk in translate_lines(models, lines, src_tok, cfg, device, stats, cfg.print_alignment, on_batch):
+        text = []
+        for line, h in chunk:
+            _record(stats, h, tgt_tok, keep_text=False)
+            text += format_sentence(n, line, None, h, tgt_tok, cfg)
+            n += 1
+        if out is not None:
+            out.write("\n".join(text) + "\n")
+            out.flush()
+
+
+def run(cfg: GenerateConfig, progress=None) -> Stats:
+    """`nmt generate`: validate, load, translate, write; returns the counters (and BLEU inputs)."""
+    check_generate(cfg)
+    with generation_settings(cfg) as device:
         return _run(cfg, device, progress)
 
 
@@ -232,16 +270,7 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
             name = "stdin" if cfg.input == "-" else cfg.input
             try:
                 lines = read_lines(stream, name)
-                n = 0
-                for chunk in translate_lines(models, lines, src_tok, cfg, device, stats, need_attn, advance):
-                    text = []
-                    for line, h in chunk:
-                        _record(stats, h, tgt_tok, keep_text=False)
-                        text += format_sentence(n, line, None, h, tgt_tok, cfg)
-                        n += 1
-                    if emit:
-                        out.write("\n".join(text) + "\n")
-                        out.flush()
+                write_translations(models, lines, src_tok, tgt_tok, cfg, device, stats, out if emit else None, advance)
             finally:
                 if stream is not sys.stdin.buffer:
                     stream.close()

@@ -1,4 +1,4 @@
-"""`nmt generate` output: formatted lines per sentence, the output file, progress, the summary.
+"""`nmt generate` and `nmt interactive` output: formatted lines per sentence, the output file, progress, the summary.
 
 Formats and scores are described in nmt.generation.generate.
 """
@@ -21,7 +21,7 @@ from sacrebleu.metrics import BLEU
 from nmt.config import GenerateConfig
 from nmt.errors import UserError
 from nmt.fileio import atomic_write
-from nmt.generation.decoding import Hypothesis
+from nmt.generation.decoding import EOS, Hypothesis
 
 
 @dataclass
@@ -50,20 +50,33 @@ def alignment(attn: torch.Tensor) -> str:
     return " ".join(f"{s}-{t}" for t, s in enumerate(best))
 
 
+def empty_hypothesis() -> Hypothesis:
+    """The hypothesis of an empty (or blank) source line, which is never decoded: the empty
+    translation (EOS alone) with score 0 and no alignment pairs."""
+    return Hypothesis(tokens=torch.tensor([EOS]), score=0.0, positional_scores=torch.zeros(1), attn=torch.zeros(1, 1))
+
+
 def format_sentence(
     i: int, source: str, reference: Optional[str], hyps: list[Hypothesis], tgt_tok, cfg: GenerateConfig
 ) -> list[str]:
-    """Output lines of one sentence in cfg.format (see module docstring)."""
+    """Output lines of one sentence in cfg.format (see module docstring); `hyps` is [] for an empty source.
+
+    plain: cfg.nbest lines, the detokenized hypotheses best first (empty lines where there are fewer).
+    fairseq: S (and T) then H, D, P (and A) per hypothesis; an empty source gets `empty_hypothesis()`.
+    """
     if cfg.format == "plain":
-        return [tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else ""]
+        texts = [tgt_tok.decode(h.tokens.tolist()) for h in hyps[: cfg.nbest]]
+        return texts + [""] * (cfg.nbest - len(texts))
     lines = [f"S-{i}\t{source.translate(LINE_BREAKS)}"]
     if reference is not None:
         lines.append(f"T-{i}\t{reference.translate(LINE_BREAKS)}")
-    for h in hyps:
+    for h in hyps or [empty_hypothesis()]:
         ids = h.tokens.tolist()
         score = h.score / math.log(2)
-        lines.append(f"H-{i}\t{score}\t{' '.join(tgt_tok.pieces(ids[:-1]))}")
-        lines.append(f"D-{i}\t{score}\t{tgt_tok.decode(ids)}")
+        text = tgt_tok.decode(ids)
+        shown = text if cfg.post_process == "sentencepiece" else " ".join(tgt_tok.pieces(ids[:-1]))
+        lines.append(f"H-{i}\t{score}\t{shown}")
+        lines.append(f"D-{i}\t{score}\t{text}")
         lines.append(f"P-{i}\t" + " ".join(f"{p / math.log(2):.4f}" for p in h.positional_scores.tolist()))
         if cfg.print_alignment and h.attn is not None:
             lines.append(f"A-{i}\t{alignment(h.attn)}")
@@ -114,19 +127,23 @@ class Progress:
         self.bar.advance(self.task, n)
 
 
+def truncation_warning(stats: Stats) -> list[str]:
+    """One warning line when sources were cut to the model's source positions, else none."""
+    if not stats.truncated:
+        return []
+    return [
+        f"warning: {stats.truncated} source sentence(s) longer than the model's "
+        f"{stats.max_source_positions} source positions were truncated"
+    ]
+
+
 def summary(stats: Stats) -> list[str]:
     """Summary lines: counts and speed; BLEU with its sacreBLEU signature when references exist."""
     secs = max(stats.seconds, 1e-9)
-    lines = [
+    lines = truncation_warning(stats) + [
         f"translated {stats.sentences} sentences ({stats.tokens} tokens) in {stats.seconds:.2f} s: "
         f"{stats.sentences / secs:.2f} sentences/s, {stats.tokens / secs:.2f} tokens/s"
     ]
-    if stats.truncated:
-        lines.insert(
-            0,
-            f"warning: {stats.truncated} source sentence(s) longer than the model's "
-            f"{stats.max_source_positions} source positions were truncated",
-        )
     refs = stats.refs
     if refs is not None:
         bleu = BLEU()

@@ -9,48 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt.checkpoint import load, load_models, save_model
+from nmt.checkpoint import load, load_models
 from nmt.config import GenerateConfig
 from nmt.config import check_generate as validate
-from nmt.data.dataset import load_split, read_meta
-from nmt.data.tokenizer import EOS, read_blobs
+from nmt.data.dataset import load_split
+from nmt.data.tokenizer import EOS
 from nmt.errors import UserError
 from nmt.generation.decoding import PAD
 from nmt.generation.generate import read_lines, run, translate_lines, translate_pairs, translate_split
 from nmt.generation.output import alignment
 from nmt.generation.search import translate_batch
-from nmt.models import arch_config, build_model
-
-SIZES = dict(
-    encoder_layers="1",
-    decoder_layers="1",
-    encoder_embed_dim="32",
-    decoder_embed_dim="32",
-    encoder_ffn_embed_dim="64",
-    decoder_ffn_embed_dim="64",
-    dropout="0.0",
-)
-
-
-def _save(path: Path, data_dir: Path, seed: int, **extra) -> str:
-    meta = read_meta(str(data_dir))
-    torch.manual_seed(seed)
-    cfg = arch_config("transformer_tiny", SIZES | extra)
-    vocab = meta["vocab_size"]
-    model = build_model(cfg, vocab[meta["source_lang"]], vocab[meta["target_lang"]], meta["joined_dictionary"])
-    save_model(str(path), model, cfg, "transformer_tiny", meta, read_blobs(str(data_dir), meta))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def ckpts(toy_data_dir, tmp_path_factory) -> dict[str, str]:
-    d = tmp_path_factory.mktemp("gen_ckpt")
-    return {
-        "a": _save(d / "checkpoint1.pt", toy_data_dir, 0),
-        "b": _save(d / "checkpoint2.pt", toy_data_dir, 1),
-        "short": _save(d / "short.pt", toy_data_dir, 0, max_source_positions="6"),
-        "dir": str(d),
-    }
 
 
 def _cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
@@ -178,11 +146,19 @@ def test_cli_plain_and_fairseq_formats(ckpts, toy_raw_dir, tmp_path, monkeypatch
     assert code == 0
     rows = [r.split("\t") for r in fs.strip().split("\n")]
     kinds = [r[0].split("-")[0] for r in rows]
-    assert kinds.count("S") == 6 and kinds.count("H") == 10 and kinds.count("A") == 10  # the empty line has no H
+    # the empty line has one hypothesis (the empty translation), the others --nbest 2
+    assert kinds.count("S") == 6 and kinds.count("H") == 11 and kinds.count("A") == 11
     plain_best = out.split("\n")
-    for i in range(6):  # the first D of a sentence is the plain output (the empty line has none)
+    for i in range(6):  # the first D of a sentence is the plain output
         d = [r[2] for r in rows if r[0] == f"D-{i}"]
-        assert d[:1] == ([] if i == 2 else [plain_best[i]]) and len(d) == (0 if i == 2 else 2), i
+        assert d[:1] == [plain_best[i]] and len(d) == (1 if i == 2 else 2), i
+    assert [r for r in rows if r[0].endswith("-2")] == [
+        ["S-2", ""],
+        ["H-2", "0.0", ""],
+        ["D-2", "0.0", ""],
+        ["P-2", "0.0000"],
+        ["A-2", ""],
+    ]
     h = [r for r in rows if r[0] == "H-1"]
     p = [r for r in rows if r[0] == "P-1"]
     assert len(h) == 2 and float(h[0][1]) >= float(h[1][1])
@@ -358,7 +334,7 @@ def test_average_checkpoints(ckpts, tmp_path, monkeypatch, capsys):
     assert code == 2 and "needs exactly one directory in --inputs" in err
 
 
-def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monkeypatch, capsys):
+def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monkeypatch, capsys, tiny_sizes):
     data, ck = tmp_path / "bin", tmp_path / "ck"
     code, _, _ = _cli(
         monkeypatch,
@@ -394,7 +370,7 @@ def test_end_to_end_preprocess_train_generate_score(toy_raw_dir, tmp_path, monke
         "1000",
         "--threads",
         "1",
-    ] + [f"--{k.replace('_', '-')}={v}" for k, v in SIZES.items()]
+    ] + [f"--{k.replace('_', '-')}={v}" for k, v in tiny_sizes.items()]
     code, _, _ = _cli(monkeypatch, capsys, *train)
     assert code == 0 and (ck / "checkpoint_last.pt").exists()
     hyp = tmp_path / "hyp.fr"
