@@ -20,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Neural machine translation: preprocess, train, generate, score, visualize-attn.",
+    help="Neural machine translation: preprocess, train, generate, interactive, score, visualize-attn.",
 )
 
 _REQUIRED = ...  # Typer's marker of a required option

@@ -5,6 +5,7 @@ sampling      greedy search and sampling
 beam          beam search with tensor bookkeeping
 search        `translate_batch`, the one entry point that picks a search
 generate      `nmt generate`: batches from a data split or raw text, in order, to a file or stdout
+interactive   `nmt interactive`: stdin a buffer of lines at a time, each translation flushed when ready
 output        output formats (plain, fairseq), progress and the summary
 score         `nmt score`: sacreBLEU metrics and paired bootstrap
 """
