@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from helpers import TINY_TRAIN, cli
 
+import nmt
 from nmt import Attention, Scored, Translation, Translator, plot_attention
 from nmt.config import VisualizeConfig
 from nmt.errors import UserError
@@ -220,3 +222,36 @@ def test_attention_of_an_ensemble_is_its_first_models(ckpts):
         torch.equal(torch.from_numpy(a), torch.from_numpy(b))
         for a, b in zip(both.weights["cross"], first.weights["cross"])
     )
+
+
+# ----------------------------------------------------------------------------- the notebook
+NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "quickstart.ipynb"
+
+
+def test_quickstart_notebook_runs(ckpts, monkeypatch):
+    """docs/notebooks/quickstart.ipynb, executed in a Jupyter kernel on a checkpoint trained here."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    manager = pytest.importorskip("jupyter_client.manager")
+    root = str(Path(nmt.__file__).resolve().parents[1])  # the kernel imports this checkout's nmt
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("NMT_CHECKPOINT", ckpts["a"])
+    try:
+        km, kc = manager.start_new_kernel(kernel_name="python3", startup_timeout=60)
+    except Exception as e:  # no kernel spec, no ipykernel, no sockets: nothing of this project to test
+        pytest.skip(f"no Jupyter kernel can start here: {e.__class__.__name__}: {e}")
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert len(code) == 5 and all(not cell.outputs for cell in code)  # stored without outputs
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3")
+    client.execute(cwd=str(NOTEBOOK.parent))
+    text = ["".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in c.outputs) for c in code]
+    expected = Translator.load(ckpts["a"], device="cpu").translate(
+        ["The red car sees the small dog.", "We want the old blue house."], beam=5, nbest=2
+    )
+    assert text[1] == "".join(f"{h.score:8.3f}  {h.text}\n" for hyps in expected for h in hyps)
+    assert text[2].startswith("[Scored(source='The red car sees the small dog.'")
+    assert "('cross', 1, 2, " in text[3]
+    assert any("image/png" in o.get("data", {}) for o in code[4].outputs)

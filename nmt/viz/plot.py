@@ -6,12 +6,14 @@ Shape legend: H heads, S source length, T target length.
 weights of every kind, layer and head, with the pieces on each axis. `plot_attention` draws one
 layer of it with the command's own figures (nmt.viz.figures: `head_panels`, `mean_panel`,
 `PanelFigure`), so a notebook shows exactly the {kind}_L{n} / {kind}_L{n}_mean files of the
-command. A returned Figure has its own Agg canvas: no pyplot state and no `matplotlib.use`, and
-Jupyter displays it inline as the value of a cell.
+command. A returned Figure has its own Agg canvas: no pyplot state and no `matplotlib.use`; it
+carries `_repr_png_`, so Jupyter displays it inline as the value of a cell, with or without
+`%matplotlib inline`. `fig.savefig(path)` writes it.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -94,4 +96,21 @@ def plot_attention(
     else:
         heads = range(weights.shape[0]) if head is None else [int(head) - 1]
         panels = head_panels(kind, index + 1, weights, list(heads), axes2d, max_pieces, attn.label)
-    return panels.figure().fig
+    return _displayable(panels.figure().fig)
+
+
+def _displayable(fig: MplFigure) -> MplFigure:
+    """The figure, shown inline by Jupyter as the value of a cell even before any `%matplotlib`.
+
+    IPython shows a Figure as a picture only once pyplot has activated an inline backend, which
+    these figures never do (they keep no pyplot state); `_repr_png_` is the display protocol
+    IPython asks any object for, so this figure carries its own.
+    """
+    fig._repr_png_ = lambda: _png(fig)
+    return fig
+
+
+def _png(fig: MplFigure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

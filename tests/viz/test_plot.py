@@ -42,6 +42,7 @@ def test_every_head_of_a_layer():
     attn = attention(heads=3)
     fig = plot_attention(attn, kind="cross", layer=2)
     assert isinstance(fig, Figure)
+    assert fig._repr_png_().startswith(b"\x89PNG\r\n\x1a\n")  # what Jupyter shows as the cell's value
     shown = panels(fig)
     assert len(shown) == 3 and len(fig.axes) == 3 + 1  # three heads (grid 1 x 3) and the colour bar
     assert [texts(ax) for ax in shown] == [["head 1"], ["head 2"], ["head 3"]]
