@@ -93,6 +93,16 @@ def _options(cls: type, allowed: Sequence[str], options: dict, base: dict):
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise UserError(f"unknown option {unknown[0]!r}; valid: {', '.join(allowed)}")
+    defaults = cls(**base)
+    for name, value in options.items():
+        # Python callers are not parsed like flags: a value of another type than the default's is
+        # named here, before check_* compares it with numbers (an int is a float; None an unset int).
+        default = getattr(defaults, name)
+        want = (int,) if default is None else (int, float) if type(default) is float else (type(default),)
+        if not (value is None and default is None) and (
+            not isinstance(value, want) or (isinstance(value, bool) and type(default) is not bool)
+        ):
+            raise UserError(f"option {name}={value!r}: expected {want[-1].__name__}, like the default {default!r}")
     return cls(**base, **options)
 
 

@@ -101,7 +101,7 @@ def test_translate_equals_generate_cli(ckpts, lines, tmp_path, monkeypatch, caps
 def test_a_single_sentence_gives_its_hypotheses(ckpts, lines):
     tr = Translator.load(ckpts["a"], device="cpu")
     one = tr.translate(lines[0], beam=3, nbest=2)
-    assert one == tr.translate([lines[0]], beam=3, nbest=2)[0] and len(one) == 2
+    assert one == tr.translate([lines[0]], beam=3, nbest=2, batch_size=None, lenpen=1)[0] and len(one) == 2
     assert one[0].score >= one[1].score
     assert one[0].score == pytest.approx(sum(one[0].positional_scores) / len(one[0].positional_scores), abs=1e-6)
 
@@ -115,6 +115,11 @@ def test_a_single_sentence_gives_its_hypotheses(ckpts, lines):
         (lambda tr: tr.translate("x", beam=0), "--beam must be >= 1, got 0"),
         (lambda tr: tr.translate("x", beam=2, nbest=3), "--nbest must be between 1 and --beam (2)"),
         (lambda tr: tr.translate("x", bean=4), "unknown option 'bean'"),
+        (lambda tr: tr.translate("x", beam="5"), "option beam='5': expected int, like the default 5"),
+        (lambda tr: tr.translate("x", sampling=1), "option sampling=1: expected bool, like the default False"),
+        (lambda tr: tr.translate("x", nbest=True), "option nbest=True: expected int"),
+        (lambda tr: tr.translate("x", batch_size=2.5), "option batch_size=2.5: expected int, like the default None"),
+        (lambda tr: tr.score("a", "b", lenpen="1"), "option lenpen='1': expected float, like the default 1.0"),
         (lambda tr: tr.translate("x", output="out.txt"), "unknown option 'output'"),
         (lambda tr: tr.translate("x", amp="fp16"), "amp='fp16' needs a CUDA device"),
         (lambda tr: tr.score(["a", "b"], ["c"]), "sources and targets differ in length: 2 and 1"),
