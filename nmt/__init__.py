@@ -1,3 +1,12 @@
-"""nmt: a small, fast, readable neural machine translation toolkit."""
+"""nmt: a small, fast, readable neural machine translation toolkit.
+
+The Python API (docs/python.md): `Translator` loads a checkpoint and translates, scores and
+captures attention; `plot_attention` draws it (a matplotlib Figure, shown inline in notebooks).
+"""
+
+from nmt.translator import Scored, Translation, Translator
+from nmt.viz.plot import Attention, plot_attention
 
 __version__ = "0.1.0"
+
+__all__ = ["Attention", "Scored", "Translation", "Translator", "plot_attention", "__version__"]

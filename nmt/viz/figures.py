@@ -243,6 +243,50 @@ class FigureWriter:
         self.cache.clear()
 
 
+@dataclass
+class Panels:
+    """What one figure shows: cropped axes, the maps (T, S) in row-major order, their titles, the
+    figure's title and the top of the shared colour scale. The one description of a heatmap
+    figure, drawn by `nmt visualize-attn` (`draw_layer`) and by nmt.viz.plot alike."""
+
+    axes2d: Axes2D
+    maps: list[np.ndarray]
+    titles: list[str]
+    title: str
+    vmax: float
+
+    def shape(self) -> tuple[int, int]:
+        return grid_shape(len(self.maps))
+
+    def show_on(self, panel: PanelFigure) -> PanelFigure:
+        panel.show(self.maps, self.titles, self.title, self.vmax)
+        return panel
+
+    def figure(self) -> PanelFigure:
+        """A new PanelFigure showing these panels (on its own Agg canvas)."""
+        return self.show_on(PanelFigure(*self.shape(), self.axes2d, len(self.maps)))
+
+
+def head_panels(
+    kind: str, layer: int, weights: np.ndarray, heads: Sequence[int], axes2d: Axes2D, max_pieces: int, who: str
+) -> Panels:
+    """The selected heads (0-based) of one layer (1-based), weights (H, T, S): one panel per head."""
+    cut, note = crop(axes2d, max_pieces)
+    t, s = len(cut.ylabels), len(cut.xlabels)
+    maps = [weights[h, :t, :s] for h in heads]
+    vmax = max(float(m.max()) for m in maps) if maps else 1.0
+    title = f"{KIND_TITLES[kind]}, layer {layer} ({who}){note}"
+    return Panels(cut, maps, [f"head {h + 1}" for h in heads], title, vmax)
+
+
+def mean_panel(kind: str, layer: int, weights: np.ndarray, axes2d: Axes2D, max_pieces: int, who: str) -> Panels:
+    """The head-averaged map of one layer (1-based), weights (H, T, S): one panel."""
+    cut, note = crop(axes2d, max_pieces)
+    mean = weights.mean(axis=0)[: len(cut.ylabels), : len(cut.xlabels)]  # (T, S) over all heads of the layer
+    title = f"{KIND_TITLES[kind]}, layer {layer} ({who}){note}"
+    return Panels(cut, [mean], [f"mean of {weights.shape[0]} heads"], title, float(mean.max()))
+
+
 def draw_layer(
     writer: FigureWriter,
     kind: str,
@@ -254,19 +298,14 @@ def draw_layer(
     who: str,
 ) -> list[Figure]:
     """Head grid and head-averaged map of one layer: weights (H, T, S); heads are 0-based."""
-    cut, note = crop(axes2d, max_pieces)
-    t, s = len(cut.ylabels), len(cut.xlabels)
-    maps = [weights[h, :t, :s] for h in heads]
-    vmax = max(float(m.max()) for m in maps) if maps else 1.0
-    rows, cols = grid_shape(len(maps))
-    title = f"{KIND_TITLES[kind]}, layer {layer} ({who}){note}"
-    grid = writer.panel_figure(rows, cols, cut, len(maps))
-    grid.show(maps, [f"head {h + 1}" for h in heads], title, vmax)
-    figs = [writer.emit(f"{kind}_L{layer}", kind, layer, f"{title}: heads", grid)]
-    mean = weights.mean(axis=0)[:t, :s]  # (T, S) over all heads of the layer
-    single = writer.panel_figure(1, 1, cut, 1)
-    single.show([mean], [f"mean of {weights.shape[0]} heads"], title, float(mean.max()))
-    figs.append(writer.emit(f"{kind}_L{layer}_mean", kind, layer, f"{title}: head average", single))
+    figs = []
+    for suffix, what, panels in (
+        ("", "heads", head_panels(kind, layer, weights, heads, axes2d, max_pieces, who)),
+        ("_mean", "head average", mean_panel(kind, layer, weights, axes2d, max_pieces, who)),
+    ):
+        grid = writer.panel_figure(*panels.shape(), panels.axes2d, len(panels.maps))
+        panels.show_on(grid)
+        figs.append(writer.emit(f"{kind}_L{layer}{suffix}", kind, layer, f"{panels.title}: {what}", grid))
     return figs
 
 
