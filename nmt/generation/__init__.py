@@ -3,6 +3,7 @@
 decoding      what every search shares (ensemble step, length limits, log-prob rules, results)
 sampling      greedy search and sampling
 beam          beam search with tensor bookkeeping
+forced        forced decoding: the log-probability models give a given translation
 search        `translate_batch`, the one entry point that picks a search
 generate      `nmt generate`: batches from a data split or raw text, in order, to a file or stdout
 interactive   `nmt interactive`: stdin a buffer of lines at a time, each translation flushed when ready
