@@ -23,7 +23,14 @@ from nmt.config.fields import (
     require,
 )
 from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_generate
-from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
+from nmt.config.models import (
+    MODEL_CONFIGS,
+    LSTMConfig,
+    TransformerConfig,
+    TransformerLMConfig,
+    TransformerMLMConfig,
+    check_model,
+)
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
 
@@ -39,6 +46,8 @@ __all__ = [
     "ToyDataConfig",
     "TrainConfig",
     "TransformerConfig",
+    "TransformerLMConfig",
+    "TransformerMLMConfig",
     "VisualizeConfig",
     "apply_overrides",
     "asdict",
