@@ -56,7 +56,7 @@ def test_cli_reference_has_every_command_and_train_flag():
 @pytest.mark.parametrize(
     "page, classes",
     [
-        ("docs/architectures.md", ("TransformerConfig", "LSTMConfig")),
+        ("docs/architectures.md", ("TransformerConfig", "LSTMConfig", "TransformerLMConfig", "TransformerMLMConfig")),
         ("docs/training.md", ("TrainConfig", "OptimConfig")),
     ],
 )

@@ -34,7 +34,14 @@ from nmt.config.generate import (
     check_interactive,
     check_search,
 )
-from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
+from nmt.config.models import (
+    MODEL_CONFIGS,
+    LSTMConfig,
+    TransformerConfig,
+    TransformerLMConfig,
+    TransformerMLMConfig,
+    check_model,
+)
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
 
@@ -52,6 +59,8 @@ __all__ = [
     "ToyDataConfig",
     "TrainConfig",
     "TransformerConfig",
+    "TransformerLMConfig",
+    "TransformerMLMConfig",
     "VisualizeConfig",
     "apply_overrides",
     "asdict",

@@ -1,7 +1,9 @@
 """Model configs, one per family; a named architecture is a function returning one of them.
 
 User flags override an architecture's fields afterwards (`nmt.models.arch_config`), and
-`check_model` checks the ranges of the result by field name.
+`check_model` checks the ranges of the result by field name. Each config names the tasks its
+family serves (`tasks`): translation for the encoder-decoders, language_modeling for the
+decoder-only Transformer, masked_lm for the encoder-only one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class TransformerConfig:
     """Encoder-decoder Transformer (Vaswani et al. 2017); sizes of `transformer_base` by default."""
 
     family: ClassVar[str] = "transformer"
+    tasks: ClassVar[tuple[str, ...]] = ("translation",)
     encoder_layers: int = opt(6, "Encoder layers.")
     decoder_layers: int = opt(6, "Decoder layers.")
     encoder_embed_dim: int = opt(512, "Encoder model dimension (embeddings and every layer's output).")
@@ -47,6 +50,7 @@ class LSTMConfig:
     """
 
     family: ClassVar[str] = "lstm"
+    tasks: ClassVar[tuple[str, ...]] = ("translation",)
     encoder_embed_dim: int = opt(256, "Source embedding size.")
     encoder_hidden_size: int = opt(512, "Encoder hidden size per direction.")
     encoder_layers: int = opt(2, "Encoder LSTM layers.")
@@ -78,7 +82,58 @@ class LSTMConfig:
     max_target_positions: int = opt(1024, "Longest target the model accepts, in tokens (BOS included).")
 
 
-MODEL_CONFIGS: dict[str, type] = {c.family: c for c in (TransformerConfig, LSTMConfig)}
+@dataclass
+class TransformerLMConfig:
+    """Decoder-only Transformer language model (GPT-style); fairseq's `transformer_lm` sizes by default.
+
+    Field names follow TransformerConfig's decoder side; the output projection is always the
+    token embedding (tied). Shapes: nmt/models/transformer_lm.py.
+    """
+
+    family: ClassVar[str] = "transformer_lm"
+    tasks: ClassVar[tuple[str, ...]] = ("language_modeling",)
+    decoder_layers: int = opt(6, "Decoder layers.")
+    decoder_embed_dim: int = opt(512, "Model dimension (embeddings and every layer's output).")
+    decoder_ffn_embed_dim: int = opt(2048, "Hidden size of the feed-forward blocks.")
+    decoder_attention_heads: int = opt(8, "Attention heads per layer (must divide the dimension).")
+    dropout: float = opt(0.1, "Dropout on embeddings and on every sublayer's output.")
+    attention_dropout: float = opt(0.0, "Dropout on attention weights.")
+    activation_dropout: float = opt(0.0, "Dropout after the feed-forward activation.")
+    activation_fn: str = opt("relu", "Feed-forward activation: relu | gelu.")
+    normalize_before: bool = opt(False, "Pre-norm (layer norm before each sublayer, plus a final norm).")
+    learned_pos: bool = opt(False, "Learned position embeddings instead of sinusoidal ones.")
+    no_scale_embedding: bool = opt(False, "Do not scale token embeddings by sqrt(dimension).")
+    max_target_positions: int = opt(1024, "Longest input the model accepts, in tokens (BOS included).")
+
+
+@dataclass
+class TransformerMLMConfig:
+    """Encoder-only Transformer masked language model (BERT/RoBERTa-style); `mlm_base` sizes by default.
+
+    Field names follow TransformerConfig's encoder side; the output head (dense, GELU, layer norm,
+    tied projection plus a bias) is RoBERTa's. Shapes: nmt/models/transformer_mlm.py.
+    """
+
+    family: ClassVar[str] = "transformer_mlm"
+    tasks: ClassVar[tuple[str, ...]] = ("masked_lm",)
+    encoder_layers: int = opt(12, "Encoder layers.")
+    encoder_embed_dim: int = opt(768, "Model dimension (embeddings and every layer's output).")
+    encoder_ffn_embed_dim: int = opt(3072, "Hidden size of the feed-forward blocks.")
+    encoder_attention_heads: int = opt(12, "Attention heads per layer (must divide the dimension).")
+    dropout: float = opt(0.1, "Dropout on embeddings and on every sublayer's output.")
+    attention_dropout: float = opt(0.1, "Dropout on attention weights.")
+    activation_dropout: float = opt(0.0, "Dropout after the feed-forward activation.")
+    activation_fn: str = opt("gelu", "Feed-forward activation: relu | gelu.")
+    normalize_before: bool = opt(False, "Pre-norm (layer norm before each sublayer, plus a final norm).")
+    learned_pos: bool = opt(True, "Learned position embeddings instead of sinusoidal ones.")
+    no_scale_embedding: bool = opt(True, "Do not scale token embeddings by sqrt(dimension).")
+    layernorm_embedding: bool = opt(True, "Layer norm on the summed token and position embeddings (RoBERTa).")
+    max_source_positions: int = opt(512, "Longest input the model accepts, in tokens (EOS included).")
+
+
+MODEL_CONFIGS: dict[str, type] = {
+    c.family: c for c in (TransformerConfig, LSTMConfig, TransformerLMConfig, TransformerMLMConfig)
+}
 
 
 def check_model(cfg) -> None:
@@ -95,4 +150,10 @@ def check_model(cfg) -> None:
             require(value >= 1, f"{flag} must be >= 1, got {value}")
         if f.name.endswith("_positions"):
             require(value >= 2, f"{flag} must be >= 2 (a token and EOS), got {value}")
+    for side in ("encoder", "decoder"):  # Transformer heads split the model dim (an RNN side has a hidden size)
+        dim, heads = getattr(cfg, f"{side}_embed_dim", None), getattr(cfg, f"{side}_attention_heads", None)
+        if dim is not None and heads is not None and not hasattr(cfg, f"{side}_hidden_size"):
+            require(
+                dim % heads == 0, f"--{side}-embed-dim {dim} must be a multiple of --{side}-attention-heads {heads}"
+            )
     require_finite(cfg)

@@ -62,6 +62,20 @@ _SIZE_FIELDS = (
 )
 
 
+def _sizes(cfg) -> str:
+    """ "enc=6 dec=6 D=512 ...": the key sizes of a config; a decoder-only one shows its decoder_* sizes."""
+    decoder_only = not hasattr(cfg, "encoder_layers")
+    shown = []
+    for f, short in _SIZE_FIELDS:
+        if decoder_only and f.startswith("encoder_"):
+            f = "decoder_" + f.removeprefix("encoder_")
+            if f == "decoder_layers":
+                continue  # shown as dec=
+        if hasattr(cfg, f):
+            shown.append(f"{short}={getattr(cfg, f)}")
+    return " ".join(shown)
+
+
 def arch_summaries(vocab_size: int | None = None) -> list[dict]:
     """One row per registered arch: name, family, key sizes, and (with vocab_size) parameter count.
 
@@ -70,8 +84,7 @@ def arch_summaries(vocab_size: int | None = None) -> list[dict]:
     rows = []
     for name in sorted(ARCHS):
         cfg = ARCHS[name]()
-        sizes = " ".join(f"{short}={getattr(cfg, f)}" for f, short in _SIZE_FIELDS if hasattr(cfg, f))
-        row = {"arch": name, "family": cfg.family, "sizes": sizes}
+        row = {"arch": name, "family": cfg.family, "sizes": _sizes(cfg)}
         if vocab_size:
             with torch.device("meta"):
                 model = build_model(cfg, vocab_size, vocab_size, True)

@@ -1,4 +1,5 @@
-"""Attention building blocks: masks, position embeddings, multi-head attention.
+"""Transformer building blocks: masks, position embeddings, multi-head attention, and the
+encoder and decoder layers every Transformer family (translation, language model, masked LM) stacks.
 
 Shape legend: B batch, S key length, T query length, D model dim, H heads, Dh = D / H.
 
@@ -11,12 +12,14 @@ True = attend, broadcastable to (B, H, T, S). `additive_mask` gives the float fo
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nmt.config import TransformerConfig, TransformerLMConfig, TransformerMLMConfig
+from nmt.data.tokenizer import PAD
 from nmt.errors import UserError
 
 KV = tuple[Tensor, Tensor]  # (keys, values), each (B, H, S, Dh)
@@ -232,3 +235,138 @@ class MultiheadAttention(nn.Module):
         out, weights = attention(q, k, v, attend, causal, dropout_p, need_weights)
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, H, Dh) -> (B, T, D)
         return self.out_proj(out), (k, v), weights
+
+
+# ----------------------------------------------------------------------------- Transformer layers
+# The layers read their sizes from a config by field name: TransformerConfig, and the decoder-only
+# (TransformerLMConfig: decoder_* fields) and encoder-only (TransformerMLMConfig: encoder_* fields)
+# configs that share those names, so every Transformer family builds the same layers.
+EncoderSizes = Union[TransformerConfig, TransformerMLMConfig]
+DecoderSizes = Union[TransformerConfig, TransformerLMConfig]
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+def xavier_linear(d_in: int, d_out: int, bias: bool = True) -> nn.Linear:
+    """nn.Linear with fairseq's init: xavier_uniform weight, zero bias."""
+    layer = nn.Linear(d_in, d_out, bias=bias)
+    nn.init.xavier_uniform_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def token_embedding(vocab_size: int, dim: int) -> nn.Embedding:
+    """Token embedding, normal(0, D^-0.5) with the PAD row zero (as fairseq)."""
+    emb = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+    nn.init.normal_(emb.weight, mean=0.0, std=dim**-0.5)
+    with torch.no_grad():
+        emb.weight[PAD].zero_()
+    return emb
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward block: fc2(dropout(act(fc1 x))). (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, dim: int, ffn_dim: int, activation: str, activation_dropout: float) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = xavier_linear(dim, ffn_dim), xavier_linear(ffn_dim, dim)
+        self.activation = ACTIVATIONS[activation]
+        self.activation_dropout = activation_dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.activation(self.fc1(x))
+        if self.activation_dropout > 0:
+            x = dropout(x, self.activation_dropout, self.training)
+        return self.fc2(x)
+
+
+def _norm_in(x: Tensor, norm: nn.LayerNorm, pre: bool) -> Tensor:
+    """Input of a sublayer: norm(x) for pre-norm, x for post-norm."""
+    return norm(x) if pre else x
+
+
+def _norm_out(residual: Tensor, y: Tensor, norm: nn.LayerNorm, pre: bool, p: float, training: bool) -> Tensor:
+    """Output of a sublayer: residual + dropout(y), then norm for post-norm."""
+    y = residual + dropout(y, p, training)
+    return y if pre else norm(y)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention + feed-forward, each wrapped in dropout, a residual and a layer norm."""
+
+    def __init__(self, cfg: EncoderSizes) -> None:
+        super().__init__()
+        D = cfg.encoder_embed_dim
+        self.self_attn = MultiheadAttention(D, cfg.encoder_attention_heads, dropout=cfg.attention_dropout)
+        self.self_attn_norm = nn.LayerNorm(D)
+        self.ffn = FeedForward(D, cfg.encoder_ffn_embed_dim, cfg.activation_fn, cfg.activation_dropout)
+        self.ffn_norm = nn.LayerNorm(D)
+        self.pre, self.dropout = cfg.normalize_before, cfg.dropout
+
+    def forward(self, x: Tensor, attend: Tensor, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
+        """x (B, S, D); attend (B, 1, 1, S) True = attend -> (x (B, S, D), weights (B, H, S, S) or None)."""
+        y, _, w = self.self_attn(_norm_in(x, self.self_attn_norm, self.pre), attend=attend, need_weights=need_attn)
+        x = _norm_out(x, y, self.self_attn_norm, self.pre, self.dropout, self.training)
+        y = self.ffn(_norm_in(x, self.ffn_norm, self.pre))
+        return _norm_out(x, y, self.ffn_norm, self.pre, self.dropout, self.training), w
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention over the encoder output (unless decoder-only), feed-forward."""
+
+    def __init__(self, cfg: DecoderSizes, cross_attention: bool = True) -> None:
+        """cross_attention False: a decoder-only layer (language model); cfg then needs no encoder sizes."""
+        super().__init__()
+        D, H = cfg.decoder_embed_dim, cfg.decoder_attention_heads
+        self.self_attn = MultiheadAttention(D, H, dropout=cfg.attention_dropout)
+        self.self_attn_norm = nn.LayerNorm(D)
+        self.cross_attn: Optional[MultiheadAttention] = None
+        if cross_attention:
+            self.cross_attn = MultiheadAttention(
+                D, H, kdim=cfg.encoder_embed_dim, dropout=cfg.attention_dropout, self_attention=False
+            )
+            self.cross_attn_norm = nn.LayerNorm(D)
+        self.ffn = FeedForward(D, cfg.decoder_ffn_embed_dim, cfg.activation_fn, cfg.activation_dropout)
+        self.ffn_norm = nn.LayerNorm(D)
+        self.pre, self.dropout = cfg.normalize_before, cfg.dropout
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Optional[Tensor],
+        src_attend: Optional[Tensor],
+        self_attend: Optional[Tensor],
+        causal: bool,
+        cache: Optional[dict[str, Tensor]],
+        need_attn: bool,
+    ) -> tuple[Tensor, dict[str, Tensor], Optional[Tensor], Optional[Tensor]]:
+        """x (B, T, D) new positions; memory (B, S, D_enc) and src_attend (B, 1, 1, S), None when decoder-only;
+        self_attend (T, T_all) or None; cache: this layer's state entry or None.
+        Returns (x (B, T, D), new cache entry {"self_k", "self_v"} plus {"cross_k", "cross_v"} with
+        cross-attention (TransformerLayerState / TransformerLMLayerState), self weights (B, H, T, T_all),
+        cross weights (B, H, T, S) or None)."""
+        self_kv = (cache["self_k"], cache["self_v"]) if cache is not None else None
+        y, (sk, sv), w_self = self.self_attn(
+            _norm_in(x, self.self_attn_norm, self.pre),
+            cache=self_kv,
+            attend=self_attend,
+            causal=causal,
+            need_weights=need_attn,
+        )
+        x = _norm_out(x, y, self.self_attn_norm, self.pre, self.dropout, self.training)
+        entry, w_cross = {"self_k": sk, "self_v": sv}, None
+        if self.cross_attn is not None:
+            cross_kv = (cache["cross_k"], cache["cross_v"]) if cache is not None else None
+            y, (ck, cv), w_cross = self.cross_attn(
+                _norm_in(x, self.cross_attn_norm, self.pre),
+                memory=memory,
+                cache=cross_kv,
+                attend=src_attend,
+                need_weights=need_attn,
+            )
+            x = _norm_out(x, y, self.cross_attn_norm, self.pre, self.dropout, self.training)
+            entry.update(cross_k=ck, cross_v=cv)
+        y = self.ffn(_norm_in(x, self.ffn_norm, self.pre))
+        x = _norm_out(x, y, self.ffn_norm, self.pre, self.dropout, self.training)
+        return x, entry, w_self, w_cross

@@ -28,8 +28,17 @@ the logits, so that the loss can be computed without holding all (B, T, V) logit
 tgt_out = pieces + EOS (ids in nmt.data.tokenizer). No cache lives on modules.
 
 Memory and decoder state are plain dicts at run time; their keys and shapes per family are
-declared below as TypedDicts (TransformerMemory / TransformerState, LSTMMemory / LSTMState), which
-the families use in their annotations. What search (nmt.generation.decoding.Ensemble) relies on:
+declared below as TypedDicts (TransformerMemory / TransformerState, LSTMMemory / LSTMState,
+TransformerLMMemory / TransformerLMState), which the families use in their annotations.
+
+The decoder-only language model (family transformer_lm) implements the same encode / decode /
+max_positions, so search can continue prompts with it: its memory holds an empty (B, 0, D)
+"out" and decode ignores memory and src_pad_mask. Its training pass is `forward(tokens,
+features_only=False)`: tokens (B, T) -> logits (B, T, V). The encoder-only masked LM (family
+transformer_mlm) has no decoder: `forward(tokens, pad_mask, masked=None)` gives logits, and
+`encode` returns TransformerMemory and {"enc_self": ...} like the Transformer's.
+
+What search (nmt.generation.decoding.Ensemble) relies on:
 
   1. Batch-first: every tensor in memory and state, at any depth of nested dicts and lists, has
      the row (sentence or beam) as dim 0, so `select_batch(tree, index)` reorders, repeats or drops
@@ -76,6 +85,27 @@ class TransformerState(TypedDict):
 
     steps: int  # target positions decoded so far (T_all); the next position's index
     layers: list[TransformerLayerState]  # one per decoder layer, bottom first
+
+
+# ----------------------------------------------------------------------------- Transformer language model
+class TransformerLMMemory(TypedDict):
+    """What the language model's `encode` returns: nothing to attend to, kept batch-first."""
+
+    out: Tensor  # (B, 0, D) empty: a decoder-only model has no encoder output
+
+
+class TransformerLMLayerState(TypedDict):
+    """The cached keys and values of one decoder-only layer."""
+
+    self_k: Tensor  # (B, H, T_all, Dh) self-attention keys of every position decoded so far
+    self_v: Tensor  # (B, H, T_all, Dh)
+
+
+class TransformerLMState(TypedDict):
+    """The language model's decoder state."""
+
+    steps: int  # positions decoded so far (T_all); the next position's index
+    layers: list[TransformerLMLayerState]  # one per layer, bottom first
 
 
 # ----------------------------------------------------------------------------- LSTM

@@ -14,157 +14,45 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
-from nmt.data.tokenizer import PAD
 from nmt.errors import UserError
 from nmt.models.layers import (
+    ACTIVATIONS,
+    DecoderLayer,
+    DecoderSizes,
+    EncoderLayer,
+    EncoderSizes,
     LearnedPositions,
-    MultiheadAttention,
     SinusoidalPositions,
     causal_attend_mask,
     dropout,
     padding_attend_mask,
+    token_embedding,
 )
-from nmt.models.protocol import AttentionMaps, TransformerLayerState, TransformerMemory, TransformerState
+from nmt.models.protocol import AttentionMaps, TransformerLMState, TransformerMemory, TransformerState
 from nmt.registry import ARCHS, MODELS, register
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
-
-def _linear(d_in: int, d_out: int, bias: bool = True) -> nn.Linear:
-    """nn.Linear with fairseq's init: xavier_uniform weight, zero bias."""
-    layer = nn.Linear(d_in, d_out, bias=bias)
-    nn.init.xavier_uniform_(layer.weight)
-    if bias:
-        nn.init.zeros_(layer.bias)
-    return layer
-
-
-def _embedding(vocab_size: int, dim: int) -> nn.Embedding:
-    """Token embedding, normal(0, D^-0.5) with the PAD row zero (as fairseq)."""
-    emb = nn.Embedding(vocab_size, dim, padding_idx=PAD)
-    nn.init.normal_(emb.weight, mean=0.0, std=dim**-0.5)
-    with torch.no_grad():
-        emb.weight[PAD].zero_()
-    return emb
-
-
-class FeedForward(nn.Module):
-    """Position-wise feed-forward block: fc2(dropout(act(fc1 x))). (B, L, D) -> (B, L, D)."""
-
-    def __init__(self, dim: int, ffn_dim: int, activation: str, activation_dropout: float) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = _linear(dim, ffn_dim), _linear(ffn_dim, dim)
-        self.activation = ACTIVATIONS[activation]
-        self.activation_dropout = activation_dropout
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.activation(self.fc1(x))
-        if self.activation_dropout > 0:
-            x = dropout(x, self.activation_dropout, self.training)
-        return self.fc2(x)
-
-
-def _norm_in(x: Tensor, norm: nn.LayerNorm, pre: bool) -> Tensor:
-    """Input of a sublayer: norm(x) for pre-norm, x for post-norm."""
-    return norm(x) if pre else x
-
-
-def _norm_out(residual: Tensor, y: Tensor, norm: nn.LayerNorm, pre: bool, p: float, training: bool) -> Tensor:
-    """Output of a sublayer: residual + dropout(y), then norm for post-norm."""
-    y = residual + dropout(y, p, training)
-    return y if pre else norm(y)
-
-
-class EncoderLayer(nn.Module):
-    """Self-attention + feed-forward, each wrapped in dropout, a residual and a layer norm."""
-
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        D = cfg.encoder_embed_dim
-        self.self_attn = MultiheadAttention(D, cfg.encoder_attention_heads, dropout=cfg.attention_dropout)
-        self.self_attn_norm = nn.LayerNorm(D)
-        self.ffn = FeedForward(D, cfg.encoder_ffn_embed_dim, cfg.activation_fn, cfg.activation_dropout)
-        self.ffn_norm = nn.LayerNorm(D)
-        self.pre, self.dropout = cfg.normalize_before, cfg.dropout
-
-    def forward(self, x: Tensor, attend: Tensor, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
-        """x (B, S, D); attend (B, 1, 1, S) True = attend -> (x (B, S, D), weights (B, H, S, S) or None)."""
-        y, _, w = self.self_attn(_norm_in(x, self.self_attn_norm, self.pre), attend=attend, need_weights=need_attn)
-        x = _norm_out(x, y, self.self_attn_norm, self.pre, self.dropout, self.training)
-        y = self.ffn(_norm_in(x, self.ffn_norm, self.pre))
-        return _norm_out(x, y, self.ffn_norm, self.pre, self.dropout, self.training), w
-
-
-class DecoderLayer(nn.Module):
-    """Causal self-attention, cross-attention over the encoder output, feed-forward."""
-
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        D, H = cfg.decoder_embed_dim, cfg.decoder_attention_heads
-        self.self_attn = MultiheadAttention(D, H, dropout=cfg.attention_dropout)
-        self.self_attn_norm = nn.LayerNorm(D)
-        self.cross_attn = MultiheadAttention(
-            D, H, kdim=cfg.encoder_embed_dim, dropout=cfg.attention_dropout, self_attention=False
-        )
-        self.cross_attn_norm = nn.LayerNorm(D)
-        self.ffn = FeedForward(D, cfg.decoder_ffn_embed_dim, cfg.activation_fn, cfg.activation_dropout)
-        self.ffn_norm = nn.LayerNorm(D)
-        self.pre, self.dropout = cfg.normalize_before, cfg.dropout
-
-    def forward(
-        self,
-        x: Tensor,
-        memory: Tensor,
-        src_attend: Tensor,
-        self_attend: Optional[Tensor],
-        causal: bool,
-        cache: Optional[TransformerLayerState],
-        need_attn: bool,
-    ) -> tuple[Tensor, TransformerLayerState, Optional[Tensor], Optional[Tensor]]:
-        """x (B, T, D) new positions; memory (B, S, D_enc); src_attend (B, 1, 1, S);
-        self_attend (T, T_all) or None; cache: this layer's state entry or None.
-        Returns (x (B, T, D), new cache entry, self weights (B, H, T, T_all), cross weights (B, H, T, S))."""
-        self_kv = (cache["self_k"], cache["self_v"]) if cache is not None else None
-        cross_kv = (cache["cross_k"], cache["cross_v"]) if cache is not None else None
-        y, (sk, sv), w_self = self.self_attn(
-            _norm_in(x, self.self_attn_norm, self.pre),
-            cache=self_kv,
-            attend=self_attend,
-            causal=causal,
-            need_weights=need_attn,
-        )
-        x = _norm_out(x, y, self.self_attn_norm, self.pre, self.dropout, self.training)
-        y, (ck, cv), w_cross = self.cross_attn(
-            _norm_in(x, self.cross_attn_norm, self.pre),
-            memory=memory,
-            cache=cross_kv,
-            attend=src_attend,
-            need_weights=need_attn,
-        )
-        x = _norm_out(x, y, self.cross_attn_norm, self.pre, self.dropout, self.training)
-        y = self.ffn(_norm_in(x, self.ffn_norm, self.pre))
-        x = _norm_out(x, y, self.ffn_norm, self.pre, self.dropout, self.training)
-        return x, {"self_k": sk, "self_v": sv, "cross_k": ck, "cross_v": cv}, w_self, w_cross
-
-
-def _positions(cfg: TransformerConfig, dim: int, max_positions: int) -> nn.Module:
+def _positions(cfg: EncoderSizes | DecoderSizes, dim: int, max_positions: int) -> nn.Module:
     return LearnedPositions(dim, max_positions) if cfg.learned_pos else SinusoidalPositions(dim, max_positions)
 
 
 class TransformerEncoder(nn.Module):
-    """Token + position embeddings, N encoder layers, a final norm when pre-norm."""
+    """Token + position embeddings (layer-normed with `embed_norm`), N encoder layers, a final norm when pre-norm.
 
-    def __init__(self, cfg: TransformerConfig, embed_tokens: nn.Embedding) -> None:
+    Also the masked LM's encoder (nmt.models.transformer_mlm), which turns `embed_norm` on as RoBERTa.
+    """
+
+    def __init__(self, cfg: EncoderSizes, embed_tokens: nn.Embedding, embed_norm: bool = False) -> None:
         super().__init__()
         D = cfg.encoder_embed_dim
         self.embed_tokens = embed_tokens
         self.embed_scale = 1.0 if cfg.no_scale_embedding else math.sqrt(D)
         self.positions = _positions(cfg, D, cfg.max_source_positions)
+        self.embed_norm = nn.LayerNorm(D) if embed_norm else None
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.final_norm = nn.LayerNorm(D) if cfg.normalize_before else None
         self.dropout = cfg.dropout
@@ -173,6 +61,8 @@ class TransformerEncoder(nn.Module):
         """src (B, S) ids, src_pad_mask (B, S) True at padding -> (out (B, S, D), [weights (B, H, S, S)] or [])."""
         S = src.size(1)
         x = self.embed_tokens(src) * self.embed_scale + self.positions(S, 0, src.device)  # (B, S, D)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
         x = dropout(x, self.dropout, self.training)
         attend = padding_attend_mask(src_pad_mask)  # (B, 1, 1, S), once for every layer
         weights = []
@@ -186,9 +76,19 @@ class TransformerEncoder(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
-    """Token + position embeddings, N decoder layers, final norm when pre-norm, output projection to V."""
+    """Token + position embeddings, N decoder layers, final norm when pre-norm, output projection to V.
 
-    def __init__(self, cfg: TransformerConfig, embed_tokens: nn.Embedding, tie_output: bool, vocab_size: int) -> None:
+    Without cross-attention it is the language model (nmt.models.transformer_lm): memory is None.
+    """
+
+    def __init__(
+        self,
+        cfg: DecoderSizes,
+        embed_tokens: nn.Embedding,
+        tie_output: bool,
+        vocab_size: int,
+        cross_attention: bool = True,
+    ) -> None:
         """vocab_size: of the output layer; smaller than the embedding's only for a joined
         dictionary whose target side uses its first pieces (preprocess --trim-target-vocab)."""
         super().__init__()
@@ -196,7 +96,8 @@ class TransformerDecoder(nn.Module):
         self.embed_tokens = embed_tokens
         self.embed_scale = 1.0 if cfg.no_scale_embedding else math.sqrt(D)
         self.positions = _positions(cfg, D, cfg.max_target_positions)
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.layers = nn.ModuleList(DecoderLayer(cfg, cross_attention) for _ in range(cfg.decoder_layers))
+        self.cross_attention = cross_attention
         self.final_norm = nn.LayerNorm(D) if cfg.normalize_before else None
         self.dropout = cfg.dropout
         self.vocab_size = vocab_size
@@ -218,20 +119,21 @@ class TransformerDecoder(nn.Module):
     def forward(
         self,
         tgt_in: Tensor,
-        memory: Tensor,
-        src_pad_mask: Tensor,
-        state: Optional[TransformerState],
+        memory: Optional[Tensor],
+        src_pad_mask: Optional[Tensor],
+        state: Optional[TransformerState | TransformerLMState],
         need_attn: bool,
         project: bool = True,
-    ) -> tuple[Tensor, TransformerState, Optional[AttentionMaps]]:
-        """tgt_in (B, T) new positions (all of them when state is None); memory (B, S, D_enc).
+    ) -> tuple[Tensor, TransformerState | TransformerLMState, Optional[AttentionMaps]]:
+        """tgt_in (B, T) new positions (all of them when state is None); memory (B, S, D_enc) and
+        src_pad_mask (B, S), both None without cross-attention.
         Returns (logits (B, T, V), or the features (B, T, D) before the projection when not
-        `project`, state, attn or None)."""
+        `project`, state, attn {"dec_self", "cross" with cross-attention} or None)."""
         T = tgt_in.size(1)
         steps = state["steps"] if state is not None else 0
         x = self.embed_tokens(tgt_in) * self.embed_scale + self.positions(T, steps, tgt_in.device)  # (B, T, D)
         x = dropout(x, self.dropout, self.training)
-        src_attend = padding_attend_mask(src_pad_mask)  # (B, 1, 1, S)
+        src_attend = padding_attend_mask(src_pad_mask) if self.cross_attention else None  # (B, 1, 1, S)
         # One new position sees everything cached: no mask. Otherwise causal, offset by the cache.
         self_attend = causal_attend_mask(T, steps, tgt_in.device) if T > 1 else None  # (T, steps + T)
         causal = T > 1 and steps == 0
@@ -244,7 +146,9 @@ class TransformerDecoder(nn.Module):
             w_cross.append(wc)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        attn = {"dec_self": w_self, "cross": w_cross} if need_attn else None
+        attn: Optional[AttentionMaps] = None
+        if need_attn:
+            attn = {"dec_self": w_self, "cross": w_cross} if self.cross_attention else {"dec_self": w_self}
         out = F.linear(x, self.output_weight()) if project else x
         return out, {"steps": steps + T, "layers": layers}, attn
 
@@ -258,8 +162,8 @@ class TransformerModel(nn.Module):
         super().__init__()
         check_config(cfg, src_vocab_size, tgt_vocab_size, joined_dictionary)
         self.cfg = cfg
-        src_embed = _embedding(src_vocab_size, cfg.encoder_embed_dim)
-        tgt_embed = src_embed if cfg.share_all_embeddings else _embedding(tgt_vocab_size, cfg.decoder_embed_dim)
+        src_embed = token_embedding(src_vocab_size, cfg.encoder_embed_dim)
+        tgt_embed = src_embed if cfg.share_all_embeddings else token_embedding(tgt_vocab_size, cfg.decoder_embed_dim)
         tie_output = cfg.share_all_embeddings or cfg.share_decoder_input_output_embed
         self.encoder = TransformerEncoder(cfg, src_embed)
         self.decoder = TransformerDecoder(cfg, tgt_embed, tie_output, tgt_vocab_size)

@@ -1,5 +1,6 @@
-"""The typed model protocol: every registered architecture satisfies it, memory and decoder state
-have exactly the keys their TypedDicts declare, tensors are batch-first, a state is never modified.
+"""The typed model protocol: every registered architecture with a decoder satisfies it, memory and
+decoder state have exactly the keys their TypedDicts declare, tensors are batch-first, a state is
+never modified. The encoder-only masked LM has `encode` and `max_positions` only.
 
 Shape legend: B batch, S source length, T target length.
 """
@@ -21,10 +22,15 @@ from nmt.models.protocol import (
     LSTMMemory,
     LSTMState,
     TransformerLayerState,
+    TransformerLMLayerState,
+    TransformerLMMemory,
+    TransformerLMState,
     TransformerMemory,
     TransformerState,
 )
 from nmt.models.transformer import TransformerModel
+from nmt.models.transformer_lm import TransformerLanguageModel
+from nmt.models.transformer_mlm import TransformerMaskedLM
 from nmt.registry import ARCHS
 
 V = 30
@@ -32,7 +38,11 @@ V = 30
 FAMILIES = {
     "transformer": (TransformerModel, TransformerMemory, TransformerState),
     "lstm": (LSTMModel, LSTMMemory, LSTMState),
+    "transformer_lm": (TransformerLanguageModel, TransformerLMMemory, TransformerLMState),
 }
+# encoder-only families: family -> (model class, memory type)
+ENCODER_ONLY = {"transformer_mlm": (TransformerMaskedLM, TransformerMemory)}
+LAYER_STATES = {"transformer": TransformerLayerState, "transformer_lm": TransformerLMLayerState}
 
 
 def keys(typed_dict: type) -> tuple[frozenset, frozenset]:
@@ -42,8 +52,8 @@ def keys(typed_dict: type) -> tuple[frozenset, frozenset]:
 
 def expected_state_keys(cfg) -> set[str]:
     """The keys a model of this config puts in its decoder state."""
-    if cfg.family == "transformer":
-        return set(keys(TransformerState)[1])
+    if cfg.family in LAYER_STATES:
+        return set(keys(FAMILIES[cfg.family][2])[1])
     optional = ({"feed"} if cfg.input_feeding else set()) | ({"k", "v"} if cfg.attention != "none" else set())
     return set(keys(LSTMState)[0]) | optional
 
@@ -66,10 +76,10 @@ def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def test_families_are_known():
     """Every registered family has its memory and state types in the table above."""
-    assert {ARCHS[a]().family for a in ARCHS} <= set(FAMILIES)
+    assert {ARCHS[a]().family for a in ARCHS} <= set(FAMILIES) | set(ENCODER_ONLY)
 
 
-@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("arch", [a for a in sorted(ARCHS) if ARCHS[a]().family in FAMILIES])
 def test_every_arch_satisfies_the_protocol(arch):
     cfg = shrink(ARCHS[arch]())
     torch.manual_seed(0)
@@ -88,12 +98,12 @@ def test_every_arch_satisfies_the_protocol(arch):
         _, state2, _ = model.decode(tgt_in[:, 3:], memory, pad, state)
     for s in (state, state2):
         assert type(s) is dict and set(s) == expected_state_keys(cfg)
-        if cfg.family == "transformer":
+        if cfg.family in LAYER_STATES:
             assert len(s["layers"]) == cfg.decoder_layers
-            assert all(set(layer) == set(keys(TransformerLayerState)[1]) for layer in s["layers"])
+            assert all(set(layer) == set(keys(LAYER_STATES[cfg.family])[1]) for layer in s["layers"])
         for x in leaves(s):  # tensors batch-first; the step counter is a plain int
             assert (isinstance(x, torch.Tensor) and x.size(0) == b) or type(x) is int
-    step = "steps" if cfg.family == "transformer" else "step"
+    step = "steps" if cfg.family in LAYER_STATES else "step"
     assert (state[step], state2[step]) == (3, 4)  # positions consumed
     # a state is a value: decoding on from it left every tensor of it as it was
     for old, x in zip(before, leaves(state)):
@@ -116,7 +126,23 @@ def test_other_modules_do_not_satisfy_it():
     assert not isinstance(torch.nn.LSTM(2, 2), EncoderDecoderModel)
 
 
-@pytest.mark.parametrize("model_class", [TransformerModel, LSTMModel])
+@pytest.mark.parametrize("arch", [a for a in sorted(ARCHS) if ARCHS[a]().family in ENCODER_ONLY])
+def test_encoder_only_archs_encode(arch):
+    """The masked LM: TransformerMemory from `encode`, batch-first; no decoder, so not the search protocol."""
+    cfg = shrink(ARCHS[arch]())
+    model = M.build_model(cfg, V, V, True).eval()
+    model_class, memory_type = ENCODER_ONLY[cfg.family]
+    assert isinstance(model, model_class) and not isinstance(model, EncoderDecoderModel)
+    src, pad, _ = batch()
+    with torch.no_grad():
+        memory, attn = model.encode(src, pad)
+    assert type(memory) is dict and set(memory) == set(keys(memory_type)[1]) and attn is None
+    assert memory["out"].shape == (2, 5, cfg.encoder_embed_dim)
+    hints = typing.get_type_hints(model_class.encode)
+    assert typing.get_args(hints["return"])[0] is memory_type
+
+
+@pytest.mark.parametrize("model_class", [TransformerModel, LSTMModel, TransformerLanguageModel])
 def test_annotations_resolve(model_class):
     """The families' protocol methods are annotated with the typed memory and state (names resolve)."""
     _, memory_type, state_type = [f for f in FAMILIES.values() if f[0] is model_class][0]
