@@ -4,6 +4,7 @@ fields      `opt` (a field with its help), dict and flag-text conversion, `requi
 models      the model families' configs and their range checks
 data        `nmt preprocess` and `nmt toy-data`
 train       `nmt train`: the run and the optimizer, and the checks of their flags
+tasks       `nmt train`'s samples of the language-model and masked-LM tasks, and their check
 generate    `nmt generate`, `nmt score`, `nmt average-checkpoints`
 visualize   `nmt visualize-attn`
 
@@ -24,6 +25,7 @@ from nmt.config.fields import (
 )
 from nmt.config.generate import AverageConfig, GenerateConfig, ScoreConfig, check_generate
 from nmt.config.models import MODEL_CONFIGS, LSTMConfig, TransformerConfig, check_model
+from nmt.config.tasks import SAMPLE_BREAK_MODES, LanguageModelConfig, check_language_model
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
 
@@ -31,10 +33,12 @@ __all__ = [
     "AverageConfig",
     "FIGURE_FORMATS",
     "GenerateConfig",
+    "LanguageModelConfig",
     "LSTMConfig",
     "MODEL_CONFIGS",
     "OptimConfig",
     "PreprocessConfig",
+    "SAMPLE_BREAK_MODES",
     "ScoreConfig",
     "ToyDataConfig",
     "TrainConfig",
@@ -43,6 +47,7 @@ __all__ = [
     "apply_overrides",
     "asdict",
     "check_generate",
+    "check_language_model",
     "check_model",
     "check_preprocess",
     "check_train",

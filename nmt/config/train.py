@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from nmt.config.fields import opt, require
+from nmt.config.tasks import LanguageModelConfig, check_language_model
 
 LR_SCHEDULERS_WITH_HORIZON = ("cosine", "polynomial_decay")
 
@@ -88,6 +89,9 @@ class TrainConfig:
     )
     ema_start_update: int = opt(0, "Until this update the average equals the weights (e.g. the lr warmup).")
     optim: OptimConfig = opt(help="Optimizer and schedule.", factory=OptimConfig)
+    lm: LanguageModelConfig = opt(
+        help="Samples of the language-model and masked-LM tasks.", factory=LanguageModelConfig
+    )
 
 
 def check_train(cfg: TrainConfig) -> None:
@@ -151,3 +155,4 @@ def check_train(cfg: TrainConfig) -> None:
     ]
     for ok, message in checks:
         require(ok, message)
+    check_language_model(cfg.lm)
