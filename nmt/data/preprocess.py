@@ -23,6 +23,7 @@ from typing import Optional
 
 from rich.console import Console
 from rich.table import Table
+from sentencepiece import sentencepiece_model_pb2
 
 from nmt.config import PreprocessConfig, check_preprocess
 from nmt.data import target_vocab
@@ -137,8 +138,7 @@ def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
                 cfg.seed,
                 user_defined_symbols=(MASK_PIECE,) if cfg.only_source else (),
             )
-            with open(prefix + ".model", "rb") as f:
-                tok = SentencePieceTokenizer(f.read())
+            tok = SentencePieceTokenizer(_without_work_dir(prefix + ".model"))
             for lang in group:
                 files[lang], vocab_files[lang], objects[lang] = f"spm{suffix}.model", f"spm{suffix}.vocab", tok
         entry = {
@@ -166,6 +166,20 @@ def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
                 files[lang], objects[lang] = name, tok
         entry = {"type": "word", "files": files}
     return {**entry, "objects": objects}
+
+
+def _without_work_dir(path: str) -> bytes:
+    """Rewrite the SentencePiece model at `path` so that the training spec it records names the model
+    file alone, not the temporary work dir (a random name), and return its bytes: the same input
+    then gives the same file."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    proto.trainer_spec.model_prefix = os.path.basename(proto.trainer_spec.model_prefix)
+    data = proto.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
 
 
 def _make_parents(path: str) -> Optional[str]:
