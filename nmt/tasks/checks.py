@@ -1,12 +1,14 @@
 """Checks every task makes before it reads data: the data directory is for it, the flags fit it.
 
 They run when a task is constructed, so a wrong pairing is one UserError line before training
-starts.
+starts; `check_task_data` makes the data-directory check alone, for a caller that wants it before
+it writes anything (it reads only meta.json).
 """
 
 from __future__ import annotations
 
 from nmt.config import TrainConfig
+from nmt.data.dataset import read_meta
 from nmt.errors import UserError
 
 # How to write a data directory for each task (the hint of the refusal).
@@ -31,6 +33,11 @@ def require_task_data(meta: dict, task: str, data_dir: str) -> None:
         raise UserError(
             f"--task {task} cannot train on {data_dir}: it holds {kind} data for {', '.join(tasks)}; {hint}"
         )
+
+
+def check_task_data(cfg: TrainConfig) -> None:
+    """UserError unless cfg.data is a data directory (meta.json) that serves --task cfg.task."""
+    require_task_data(read_meta(cfg.data), cfg.task, cfg.data)
 
 
 def require_no_translation_flags(cfg: TrainConfig, task: str) -> None:
