@@ -37,7 +37,10 @@ def preprocess(
     subword_alpha: float = option(P, "subword_alpha"),
     force: bool = option(P, "force"),
 ) -> None:
-    """Train SentencePiece and binarize parallel text (or one language, --only-source) into a data directory."""
+    """Train SentencePiece and binarize parallel text into a data directory.
+
+    With --only-source: the text of one language, for --task language_modeling and masked_lm.
+    """
     values = dict(locals())
     values["testpref"] = [p for p in testpref.split(",") if p]
     run_preprocess(PreprocessConfig(**values))
