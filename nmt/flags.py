@@ -1,6 +1,6 @@
 """Flags derived from config dataclasses, for `nmt train`.
 
-Every field of TrainConfig, OptimConfig and the chosen architecture's model config is a flag
+Every field of TrainConfig, OptimConfig, LanguageModelConfig and the chosen architecture's model config is a flag
 (`encoder_layers` -> `--encoder-layers 4`), so the command line cannot drift from the
 configs and a new config field is a new flag with no other change. Bool fields are switches
 (`--share-all-embeddings`) that also accept an explicit value (`--pack false`).
@@ -64,18 +64,21 @@ def split_args(args: list[str], field_types: dict[str, Any]) -> tuple[list[str],
 
 
 def parse_train_args(args: list[str]) -> tuple[C.TrainConfig, dict[str, str]]:
-    """`nmt train` argv -> (TrainConfig with its OptimConfig, model-field overrides as texts)."""
+    """`nmt train` argv -> (TrainConfig with its nested configs, model-field overrides as texts)."""
     train_f = C.flag_fields(C.TrainConfig)
     optim_f = C.flag_fields(C.OptimConfig)
+    lm_f = C.flag_fields(C.LanguageModelConfig)
     model_f = C.flag_fields(type(arch_config(chosen_arch(args))))
-    positionals, values = split_args(args, {**model_f, **optim_f, **train_f})
+    positionals, values = split_args(args, {**model_f, **lm_f, **optim_f, **train_f})
     if len(positionals) != 1:
         raise UserError(f"nmt train takes one DATA_DIR (written by nmt preprocess), got {positionals or 'none'}")
     train_vals = {k: v for k, v in values.items() if k in train_f}
     optim_vals = {k: v for k, v in values.items() if k in optim_f and k not in train_f}
-    model_vals = {k: v for k, v in values.items() if k in model_f and k not in train_f and k not in optim_f}
+    lm_vals = {k: v for k, v in values.items() if k in lm_f and k not in train_f and k not in optim_f}
+    model_vals = {k: v for k, v in values.items() if k in model_f and k not in {**train_f, **optim_f, **lm_f}}
     cfg = C.apply_overrides(C.TrainConfig(data=positionals[0]), train_vals)
     cfg.optim = C.apply_overrides(C.OptimConfig(), optim_vals)
+    cfg.lm = C.apply_overrides(C.LanguageModelConfig(), lm_vals)
     C.check_train(cfg)
     arch_config(cfg.arch, model_vals)  # the model flags too are checked before anything is written
     return cfg, model_vals
@@ -122,6 +125,9 @@ def train_help(arch: str) -> str:
         "",
         "optimization:",
         *_flag_lines(C.OptimConfig, None),
+        "",
+        "language model and masked LM (--task language_modeling | masked_lm):",
+        *_flag_lines(C.LanguageModelConfig, None),
         "",
         f"model ({arch}, family {model_cfg.family}; `nmt train --arch NAME --help` shows another's):",
         *_flag_lines(type(model_cfg), model_cfg),

@@ -47,9 +47,9 @@ def test_cli_reference_has_every_command_and_train_flag():
     for info in app.registered_commands:
         name = info.name or info.callback.__name__.replace("_", "-")
         assert f"## nmt {name}\n" in text
-    for cls in (C.TrainConfig, C.OptimConfig, *C.MODEL_CONFIGS.values()):
+    for cls in (C.TrainConfig, C.OptimConfig, C.LanguageModelConfig, *C.MODEL_CONFIGS.values()):
         for f in dataclasses.fields(cls):
-            if f.name not in ("data", "optim"):
+            if f.name not in ("data", "optim", "lm"):
                 assert _flag(f.name) in text, f"{_flag(f.name)} missing from docs/cli.md"
 
 
@@ -57,7 +57,7 @@ def test_cli_reference_has_every_command_and_train_flag():
     "page, classes",
     [
         ("docs/architectures.md", ("TransformerConfig", "LSTMConfig", "TransformerLMConfig", "TransformerMLMConfig")),
-        ("docs/training.md", ("TrainConfig", "OptimConfig")),
+        ("docs/training.md", ("TrainConfig", "OptimConfig", "LanguageModelConfig")),
     ],
 )
 def test_every_config_field_is_documented(page, classes):
@@ -68,7 +68,7 @@ def test_every_config_field_is_documented(page, classes):
         _flag(f.name)
         for cls in classes
         for f in dataclasses.fields(getattr(C, cls))
-        if f.name not in ("data", "optim") and not re.search(re.escape(_flag(f.name)) + r"(?![\w-])", text)
+        if f.name not in ("data", "optim", "lm") and not re.search(re.escape(_flag(f.name)) + r"(?![\w-])", text)
     ]
     assert not missing, f"{page} does not document {', '.join(missing)}"
 

@@ -16,7 +16,8 @@ P = PreprocessConfig
 @app.command()
 def preprocess(
     source_lang: str = option(P, "source_lang", "--source-lang", "-s"),
-    target_lang: str = option(P, "target_lang", "--target-lang", "-t"),
+    target_lang: Optional[str] = option(P, "target_lang", "--target-lang", "-t"),
+    only_source: bool = option(P, "only_source"),
     trainpref: str = option(P, "trainpref"),
     destdir: str = option(P, "destdir"),
     validpref: Optional[str] = option(P, "validpref"),
@@ -36,7 +37,10 @@ def preprocess(
     subword_alpha: float = option(P, "subword_alpha"),
     force: bool = option(P, "force"),
 ) -> None:
-    """Train SentencePiece and binarize parallel text into a data directory."""
+    """Train SentencePiece and binarize parallel text into a data directory.
+
+    With --only-source: the text of one language, for --task language_modeling and masked_lm.
+    """
     values = dict(locals())
     values["testpref"] = [p for p in testpref.split(",") if p]
     run_preprocess(PreprocessConfig(**values))

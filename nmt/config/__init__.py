@@ -4,6 +4,7 @@ fields      `opt` (a field with its help), dict and flag-text conversion, `requi
 models      the model families' configs and their range checks
 data        `nmt preprocess` and `nmt toy-data`
 train       `nmt train`: the run and the optimizer, and the checks of their flags
+tasks       `nmt train`'s samples of the language-model and masked-LM tasks, and their check
 generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpoints`
 visualize   `nmt visualize-attn`
 
@@ -42,6 +43,7 @@ from nmt.config.models import (
     TransformerMLMConfig,
     check_model,
 )
+from nmt.config.tasks import SAMPLE_BREAK_MODES, LanguageModelConfig, check_language_model
 from nmt.config.train import OptimConfig, TrainConfig, check_train
 from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualize
 
@@ -50,11 +52,13 @@ __all__ = [
     "FIGURE_FORMATS",
     "GenerateConfig",
     "InteractiveConfig",
+    "LanguageModelConfig",
     "LSTMConfig",
     "MODEL_CONFIGS",
     "POST_PROCESS",
     "OptimConfig",
     "PreprocessConfig",
+    "SAMPLE_BREAK_MODES",
     "ScoreConfig",
     "ToyDataConfig",
     "TrainConfig",
@@ -67,6 +71,7 @@ __all__ = [
     "check_average",
     "check_generate",
     "check_interactive",
+    "check_language_model",
     "check_model",
     "check_preprocess",
     "check_search",

@@ -11,12 +11,18 @@ from nmt.fileio import check_output
 
 @dataclass
 class PreprocessConfig:
-    """`nmt preprocess`: train SentencePiece and binarize parallel text into a data directory."""
+    """`nmt preprocess`: train SentencePiece and binarize parallel text (or, with `only_source`, the text
+    of one language) into a data directory."""
 
     source_lang: str = opt(help="Source language suffix, e.g. en.")
-    target_lang: str = opt(help="Target language suffix, e.g. de.")
     trainpref: str = opt(help="Training files prefix: PREFIX.SRC and PREFIX.TGT.")
     destdir: str = opt(help="Output data directory.")
+    target_lang: Optional[str] = opt(None, "Target language suffix, e.g. de (required unless --only-source).")
+    only_source: bool = opt(
+        False,
+        "Monolingual data for --task language_modeling and masked_lm: the PREFIX.SRC files only, one "
+        "SentencePiece model with the symbol <mask>.",
+    )
     validpref: Optional[str] = opt(None, "Validation files prefix.")
     testpref: list[str] = opt(help="Test prefixes, comma-separated (splits test, test1, ...).", factory=list)
     vocab_size: int = opt(8000, "Vocabulary size per language (the joint size with --joined-dictionary).")
@@ -49,7 +55,11 @@ def check_preprocess(cfg: PreprocessConfig) -> None:
     for key, valid in choices.items():
         flag = "--" + key.replace("_", "-")
         require(getattr(cfg, key) in valid, f"{flag} {getattr(cfg, key)!r} is not one of: {', '.join(valid)}")
-    require(cfg.source_lang != cfg.target_lang, f"--source-lang and --target-lang are both {cfg.source_lang!r}")
+    if cfg.only_source:
+        _check_only_source(cfg)
+    else:
+        require(cfg.target_lang is not None, "--target-lang (-t) is required, or --only-source for one language")
+        require(cfg.source_lang != cfg.target_lang, f"--source-lang and --target-lang are both {cfg.source_lang!r}")
     require(cfg.vocab_size > 4, f"--vocab-size {cfg.vocab_size} leaves no room beyond the 4 special symbols")
     for key in ("max_len", "workers", "input_sentence_size"):
         require(getattr(cfg, key) >= 1, f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
@@ -72,6 +82,26 @@ def check_preprocess(cfg: PreprocessConfig) -> None:
     )
     require_finite(cfg)
     check_output(cfg.destdir, "--destdir", "dir")
+
+
+def _check_only_source(cfg: PreprocessConfig) -> None:
+    """--only-source refuses the flags that only make sense for a pair of languages."""
+    require(
+        cfg.target_lang is None,
+        f"--only-source writes one language; drop --target-lang (-t) {cfg.target_lang!r} or --only-source",
+    )
+    require(cfg.tokenizer == "sentencepiece", "--only-source needs --tokenizer sentencepiece (for its <mask> piece)")
+    ratio_default = PreprocessConfig.__dataclass_fields__["max_len_ratio"].default
+    pair_only = {
+        "--trim-target-vocab": cfg.trim_target_vocab,
+        "--max-len-ratio": cfg.max_len_ratio != ratio_default,
+    }
+    for flag, given in pair_only.items():
+        require(not given, f"{flag} does not apply to --only-source (one language)")
+    require(
+        cfg.subword_samples == 0,
+        "--subword-samples is not available with --only-source (the language-model tasks read the train split only)",
+    )
 
 
 @dataclass

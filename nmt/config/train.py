@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from nmt.config.fields import opt, require, require_finite
+from nmt.config.tasks import LanguageModelConfig, check_language_model
 from nmt.fileio import check_output
 
 LR_SCHEDULERS_WITH_HORIZON = ("cosine", "polynomial_decay")
@@ -89,6 +90,9 @@ class TrainConfig:
     )
     ema_start_update: int = opt(0, "Until this update the average equals the weights (e.g. the lr warmup).")
     optim: OptimConfig = opt(help="Optimizer and schedule.", factory=OptimConfig)
+    lm: LanguageModelConfig = opt(
+        help="Samples of the language-model and masked-LM tasks.", factory=LanguageModelConfig
+    )
 
 
 def check_train(cfg: TrainConfig) -> None:
@@ -152,6 +156,7 @@ def check_train(cfg: TrainConfig) -> None:
     ]
     for ok, message in checks:
         require(ok, message)
+    check_language_model(cfg.lm)
     require_finite(cfg)
     check_output(cfg.save_dir, "--save-dir", "dir")
     if cfg.tensorboard_logdir is not None:

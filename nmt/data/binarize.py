@@ -1,4 +1,4 @@
-"""Encode parallel text into flat token arrays, chunk by chunk, with cleaning statistics.
+"""Encode parallel (or monolingual) text into flat token arrays, chunk by chunk, with cleaning statistics.
 
 A split of one language is two files: `{split}.{lang}.bin`, every sentence's piece ids one after
 another (uint16 or int32), and `{split}.{lang}.idx`, n+1 int64 offsets into it. Both are written
@@ -9,6 +9,7 @@ by a pool of processes when asked, and results are consumed in input order.
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing as mp
 from collections import deque
 from dataclasses import dataclass, field
@@ -93,6 +94,17 @@ def read_pairs(src_path: str, tgt_path: str, chunk_lines: int = CHUNK_LINES) -> 
             if not src and not tgt:
                 return
             yield src, tgt
+
+
+def read_lines(path: str, chunk_lines: int = CHUNK_LINES) -> Iterator[tuple[list[str], list[str]]]:
+    """Chunks (lines, []) of one file's stripped lines: a pair chunk with no target side, so that
+    `encode_stream` encodes monolingual text with the same (parallel) machinery."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        while True:
+            lines = [line.strip() for line in itertools.islice(f, chunk_lines)]
+            if not lines:
+                return
+            yield lines, []
 
 
 def encode_pairs(src_tok: AnyTokenizer, tgt_tok: AnyTokenizer, chunk: tuple) -> tuple[Encoded, Encoded]:
@@ -187,6 +199,40 @@ def binarize_split(
     finally:
         for w in writers.values():
             w.close()
+    return stats
+
+
+def binarize_text(
+    path: str,
+    out_prefix: str,
+    lang: str,
+    tokenizer: AnyTokenizer,
+    dtype: str,
+    clean: bool,
+    max_len: int,
+    workers: int = 1,
+) -> SplitStats:
+    """Encode one language's split (monolingual data) into `{out_prefix}.bin/.idx`.
+
+    With `clean`, empty lines and lines of more than `max_len` pieces are dropped (a pair's length
+    ratio does not apply); evaluation splits keep every line and count those in `flagged`.
+    """
+    stats = SplitStats()
+    writer = TokenWriter(out_prefix, dtype)
+    try:
+        for enc, _ in encode_stream(tokenizer, tokenizer, read_lines(path), workers):
+            stats.lines += len(enc.lens)
+            keep, reasons = clean_mask(enc.lens, enc.lens, max_len, math.inf)
+            if clean:
+                enc = enc.select(keep)
+            counts = stats.dropped if clean else stats.flagged
+            for k, v in reasons.items():
+                counts[k] += v
+            writer.add(enc)
+            stats.count(lang, enc)
+            stats.kept += len(enc.lens)
+    finally:
+        writer.close()
     return stats
 
 

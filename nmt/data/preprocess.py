@@ -1,5 +1,8 @@
 """`nmt preprocess`: raw parallel text -> tokenizer + binarized splits + meta.json.
 
+With --only-source the text of one language becomes a monolingual data directory instead
+(nmt.data.preprocess_mono: a SentencePiece model with a <mask> piece, for the language-model tasks).
+
 Steps: check every input file (exists, valid UTF-8, same line count on both sides), train the
 tokenizer on the training split only (SentencePiece, joint or per language; or a word vocabulary
 for pre-tokenized text), encode every split into `.bin`/`.idx` (cleaning the training split),
@@ -20,10 +23,12 @@ from typing import Optional
 
 from rich.console import Console
 from rich.table import Table
+from sentencepiece import sentencepiece_model_pb2
 
 from nmt.config import PreprocessConfig, check_preprocess
 from nmt.data import target_vocab
 from nmt.data.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
+from nmt.data.preprocess_mono import MASK_PIECE, build_monolingual
 from nmt.data.tokenizer import (
     BOS,
     EOS,
@@ -85,8 +90,22 @@ def _splits(cfg: PreprocessConfig) -> list[tuple[str, str]]:
     return out
 
 
+def _langs(cfg: PreprocessConfig) -> tuple[str, ...]:
+    """The languages whose files are read: the source only with --only-source, else source and target."""
+    return (cfg.source_lang,) if cfg.only_source else (cfg.source_lang, cfg.target_lang)
+
+
 def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> None:
     """Every file exists and is UTF-8, both sides agree on the line count, training has text."""
+    if cfg.only_source:
+        for split, prefix in splits:
+            path = f"{prefix}.{cfg.source_lang}"
+            lines, has_text = scan_text(path)
+            if split == "train" and not lines:
+                raise UserError(f"the training set is empty: {path} has no lines")
+            if split == "train" and not has_text:
+                raise UserError(f"the training set is empty: every line of {path} is blank")
+        return
     for split, prefix in splits:
         src, tgt = f"{prefix}.{cfg.source_lang}", f"{prefix}.{cfg.target_lang}"
         (n_src, text_src), (n_tgt, text_tgt) = scan_text(src), scan_text(tgt)
@@ -102,9 +121,9 @@ def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> None:
 
 def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
     """Train the tokenizer(s) into `work`; returns meta's "tokenizer" entry plus 'objects' {lang: tokenizer}."""
-    langs = (cfg.source_lang, cfg.target_lang)
+    langs = _langs(cfg)
     train = {lang: f"{cfg.trainpref}.{lang}" for lang in langs}
-    groups = {"": langs} if cfg.joined_dictionary else {f".{lang}": (lang,) for lang in langs}
+    groups = {"": langs} if cfg.joined_dictionary or cfg.only_source else {f".{lang}": (lang,) for lang in langs}
     files, vocab_files, objects = {}, {}, {}
     if cfg.tokenizer == "sentencepiece":
         for suffix, group in groups.items():
@@ -117,9 +136,9 @@ def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
                 cfg.character_coverage,
                 cfg.input_sentence_size,
                 cfg.seed,
+                user_defined_symbols=(MASK_PIECE,) if cfg.only_source else (),
             )
-            with open(prefix + ".model", "rb") as f:
-                tok = SentencePieceTokenizer(f.read())
+            tok = SentencePieceTokenizer(_without_work_dir(prefix + ".model"))
             for lang in group:
                 files[lang], vocab_files[lang], objects[lang] = f"spm{suffix}.model", f"spm{suffix}.vocab", tok
         entry = {
@@ -147,6 +166,20 @@ def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
                 files[lang], objects[lang] = name, tok
         entry = {"type": "word", "files": files}
     return {**entry, "objects": objects}
+
+
+def _without_work_dir(path: str) -> bytes:
+    """Rewrite the SentencePiece model at `path` so that the training spec it records names the model
+    file alone, not the temporary work dir (a random name), and return its bytes: the same input
+    then gives the same file."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    proto.trainer_spec.model_prefix = os.path.basename(proto.trainer_spec.model_prefix)
+    data = proto.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(data)
+    return data
 
 
 def _make_parents(path: str) -> Optional[str]:
@@ -211,6 +244,8 @@ def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict
 
 def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> dict:
     """Write tokenizer files, binarized splits and meta.json into `work`."""
+    if cfg.only_source:
+        return build_monolingual(cfg, splits, work, _train_tokenizers(cfg, work))
     langs = (cfg.source_lang, cfg.target_lang)
     tok = _train_tokenizers(cfg, work)
     objects = tok.pop("objects")
@@ -281,6 +316,7 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
         "dtype": dtype,
         "cleaning": {"max_len": cfg.max_len, "max_len_ratio": cfg.max_len_ratio},
         "splits": split_meta,
+        "tasks": ["translation"],
     }
     with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, ensure_ascii=False)
@@ -313,28 +349,32 @@ def _trim_target_vocab(work: str, tok: dict, split_meta: dict, langs: tuple, dty
 
 def _report(meta: dict, console: Console, seconds: float) -> None:
     """Per-split table (lines, kept, dropped and why, tokens, unknowns) and evaluation warnings."""
-    src, tgt = meta["source_lang"], meta["target_lang"]
-    table = Table(title=f"nmt preprocess {src}-{tgt} ({seconds:.1f} s)")
-    for col in ("split", "lines", "kept", "dropped", "empty/long/ratio", f"tokens {src}/{tgt}", f"unk {src}/{tgt}"):
+    mono = meta.get("monolingual", False)
+    langs = (meta["source_lang"],) if mono else (meta["source_lang"], meta["target_lang"])
+    reasons = ("empty", "too_long") if mono else ("empty", "too_long", "ratio")
+    table = Table(title=f"nmt preprocess {'-'.join(langs)} ({seconds:.1f} s)")
+    names = "/".join(langs)
+    for col in ("split", "lines", "kept", "dropped", "/".join(reasons).replace("too_", ""), f"tokens {names}"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    table.add_column(f"unk {names}", justify="right", no_wrap=True)
     for split, s in meta["splits"].items():
-        d = s["dropped"]
         table.add_row(
             split,
             str(s["lines"]),
             str(s["kept"]),
             str(s["lines"] - s["kept"]),
-            f"{d['empty']}/{d['too_long']}/{d['ratio']}",
-            f"{s['tokens'][src]}/{s['tokens'][tgt]}",
-            f"{s['unknown'][src]}/{s['unknown'][tgt]}",
+            "/".join(str(s["dropped"][r]) for r in reasons),
+            "/".join(str(s["tokens"][lang]) for lang in langs),
+            "/".join(str(s["unknown"][lang]) for lang in langs),
         )
     console.print(table)
     for split, s in meta["splits"].items():
         flagged = s.get("flagged", {})
         if sum(flagged.values()):
             why = ", ".join(f"{k}: {v}" for k, v in flagged.items() if v)
+            what = "lines" if mono else "pairs"
             console.print(
-                f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} pairs would fail cleaning "
+                f"[yellow]warning[/yellow]: {split}: {sum(flagged.values())} {what} would fail cleaning "
                 f"({why}); evaluation splits are kept whole"
             )
     sizes = ", ".join(f"{k} {v}" for k, v in meta["vocab_size"].items())

@@ -57,6 +57,10 @@ class SentencePieceTokenizer:
         """Piece ids of `text`, no BOS/EOS; characters outside the vocabulary become UNK."""
         return self.sp.encode(text, out_type=int)
 
+    def piece_to_id(self, piece: str) -> int:
+        """The id of `piece` (e.g. "<mask>"); UNK when the vocabulary lacks it."""
+        return self.sp.piece_to_id(piece)
+
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """`encode` for many lines at once (one call into SentencePiece, one thread: the
         number of processes encoding in parallel is chosen by the caller)."""
@@ -142,10 +146,12 @@ def train_sentencepiece(
     input_sentence_size: int = 1_000_000,
     seed: int = 1,
     num_threads: int | None = None,
+    user_defined_symbols: Sequence[str] = (),
 ) -> None:
     """Train a SentencePiece model on text files; writes MODEL_PREFIX.model and .vocab.
 
-    Specials get the fixed ids. At most `input_sentence_size` lines (a seeded sample) are used,
+    Specials get the fixed ids; `user_defined_symbols` (e.g. "<mask>") follow them, each always one
+    piece. At most `input_sentence_size` lines (a seeded sample) are used,
     so memory does not grow with the corpus. An unreachable vocabulary size raises UserError.
     """
     spm.set_min_log_level(2)  # SentencePiece logs every step to stderr otherwise
@@ -164,6 +170,7 @@ def train_sentencepiece(
             unk_id=UNK,
             bos_id=BOS,
             eos_id=EOS,
+            user_defined_symbols=list(user_defined_symbols),
         )
     except RuntimeError as e:
         raise UserError(_explain_spm_error(str(e), vocab_size)) from None

@@ -3,9 +3,14 @@
 A task turns a data directory into datasets and batches, names the criterion, and says what
 validation reports. `nmt train --task NAME` (TrainConfig.task) finds the task class in
 `nmt.registry.TASKS` (`find_task`; an unknown name is a one-line UserError listing the valid
-ones). The Trainer, checkpoints, logs, DDP, AMP and exact resume see only the interface below,
-so a language-modeling or masked-LM task is a sibling file of translation.py that implements it
-and is imported here to register itself.
+ones). The Trainer, checkpoints, logs, DDP, AMP and exact resume see only the interface below;
+each task is one file that implements it and is imported here to register itself:
+
+    translation.py         parallel text; the decoder's targets scored (the default)
+    language_modeling.py   monolingual text in blocks; a decoder alone predicts each next token
+    masked_lm.py           monolingual sentences, masked as BERT; an encoder alone fills them in
+    monolingual.py         what the last two share (the data dir, batches); checks.py, the checks
+                           every task makes (its data dir's meta.json lists it, its flags fit)
 
 The interface (`Task`): a class constructed as `Task(cfg: TrainConfig, info: DistInfo)`, for one
 rank of a run, with
@@ -32,6 +37,9 @@ A batch is any object with `.to(device, non_blocking=...)` and `.ntokens`, the n
 tokens its loss sums over (an update's gradient is divided by their total over all batches and
 ranks). Stats are sums kept as tensors: loss, nll_loss, ntokens, nsentences.
 
+A data directory's meta.json lists the tasks it serves ("tasks"; without it, translation): a task
+refuses any other one when constructed, with one UserError line.
+
 A task that reports "bleu" also offers `src_tok`, `tgt_tok` and `valid_data` (the valid pairs):
 validation translates with them (--eval-bleu) and draws the --attn-sample sentence with them.
 """
@@ -43,9 +51,11 @@ from typing import Optional, Protocol
 import torch
 
 from nmt.registry import TASKS, lookup
+from nmt.tasks.language_modeling import LanguageModelingTask
+from nmt.tasks.masked_lm import MaskedLMTask
 from nmt.tasks.translation import TranslationTask
 
-__all__ = ["Task", "TranslationTask", "find_task"]
+__all__ = ["LanguageModelingTask", "MaskedLMTask", "Task", "TranslationTask", "find_task"]
 
 
 class Task(Protocol):

@@ -44,6 +44,7 @@ from nmt.data.dataset import (
 from nmt.data.tokenizer import load_tokenizers, read_blobs
 from nmt.models import build_for_data
 from nmt.registry import CRITERIA, TASKS, lookup, register
+from nmt.tasks.checks import require_task_data
 from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
 
@@ -99,6 +100,7 @@ class TranslationTask:
         self.cfg = cfg
         self.info = info
         self.meta = read_meta(cfg.data)
+        require_task_data(self.meta, "translation", cfg.data)
         self.blobs = read_blobs(cfg.data, self.meta)
         self.src_tok, self.tgt_tok = load_tokenizers(self.meta, self.blobs)
         self.train_sets: list[PairDataset] = train_copies(cfg.data, self.meta)  # the split, then sampled copies

@@ -31,7 +31,9 @@ import torch
 from nmt import config as C
 from nmt.data.dataset import updates_per_epoch
 from nmt.device import process_settings
+from nmt.models import arch_config
 from nmt.tasks import find_task
+from nmt.tasks.checks import check_task_data, require_arch_for_task
 from nmt.training import dist
 from nmt.training.checkpointing import (
     Checkpoints,
@@ -57,8 +59,11 @@ def lr_horizon(max_update: int, max_epoch: int, batches_per_epoch: int, update_f
 
 
 def model_dim(model_cfg) -> int:
-    """The decoder's width (noam's scale)."""
-    return getattr(model_cfg, "decoder_embed_dim", None) or getattr(model_cfg, "decoder_hidden_size", 512)
+    """The width of the layers that predict (noam's scale): the decoder's, or an encoder-only model's."""
+    for name in ("decoder_embed_dim", "encoder_embed_dim", "decoder_hidden_size"):  # the MLM has an encoder only
+        if getattr(model_cfg, name, None):
+            return getattr(model_cfg, name)
+    return 512
 
 
 def iterate(dataset: torch.utils.data.Dataset, num_workers: int = 0, pin_memory: bool = False) -> Iterator:
@@ -247,7 +252,10 @@ class Run:
 
 def train(cfg: C.TrainConfig, model_overrides: dict[str, str]) -> int:
     """Entry point of `nmt train`; returns the exit code (0 done, 130 stopped by SIGINT)."""
-    find_task(cfg.task)  # an unknown --task fails here, before the save dir is touched
+    # an unknown --task, a data dir or an --arch not made for it fail here, before the save dir is touched
+    find_task(cfg.task)
+    check_task_data(cfg)
+    require_arch_for_task(arch_config(cfg.arch), cfg.task, cfg.arch)
     info = dist.DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
     with process_settings(cfg.threads), save_dir_lock(cfg.save_dir, enabled=info.is_main and not cfg.no_save):
         run = Run(cfg, model_overrides)

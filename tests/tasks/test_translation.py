@@ -42,14 +42,14 @@ def test_the_task_is_registered_under_translation_and_reports_its_metrics():
 def test_an_unknown_task_is_a_user_error_listing_the_valid_ones(name, hint):
     with pytest.raises(UserError) as e:
         find_task(name)
-    assert str(e.value) == f"unknown task {name!r}{hint}; valid choices: translation"
+    assert str(e.value) == f"unknown task {name!r}{hint}; valid choices: language_modeling, masked_lm, translation"
 
 
 def test_nmt_train_with_an_unknown_task_exits_2_with_one_line(toy_data_dir, tmp_path, monkeypatch, capsys):
     save = tmp_path / "ckpt"
     code, out, err = cli(monkeypatch, capsys, "train", str(toy_data_dir), "--task", "foo", "--save-dir", str(save))
     assert code == 2 and out == ""
-    assert err == "error: unknown task 'foo'; valid choices: translation\n"
+    assert err == "error: unknown task 'foo'; valid choices: language_modeling, masked_lm, translation\n"
     assert not save.exists()  # refused before the save dir was touched
 
 
