@@ -144,7 +144,9 @@ def test_generate_invalid_utf8_names_the_line_and_writes_no_output_file(model_pa
         st.one_of(
             st.text(max_size=30),
             st.text(alphabet=st.sampled_from("ab \t\x00\r" + BREAKERS), max_size=12),
-            st.builds(lambda c, n: c * n, st.characters(), st.integers(1500, 3000)),  # longer than the model takes
+            st.builds(
+                lambda c, n: c * n, st.characters(codec="utf-8"), st.integers(1500, 3000)
+            ),  # longer than the model
         ),
         max_size=8,
     ).filter(lambda lines: all("\n" not in line for line in lines))
