@@ -7,6 +7,7 @@ import logging
 import warnings
 
 import numpy as np
+import pytest
 
 from nmt.viz import figures as R
 from nmt.viz import fonts as F
@@ -32,6 +33,15 @@ CJK = [
     F.FontFile("Noto Sans CJK SC", "/fonts/cjk.ttc"),
 ]
 OTHERS = [F.FontFile("Baekmuk", "/fonts/kr.otf"), F.FontFile("Partial", "/fonts/some-hangul.ttf")]
+
+
+@pytest.fixture
+def nmt_log(monkeypatch, caplog):
+    """caplog sees the `nmt` loggers even after a training run in this process configured them."""
+    monkeypatch.setattr(logging.getLogger("nmt"), "handlers", [])
+    monkeypatch.setattr(logging.getLogger("nmt"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="nmt.viz"):
+        yield caplog
 
 
 def choose(text: str, fonts) -> F.FontChoice:
@@ -73,15 +83,14 @@ def test_scripts_are_named_from_unicode() -> None:
     assert "Han and Hangul characters" in message and "fonts-noto-cjk" in message and "\n" not in message
 
 
-def test_picker_lists_fonts_only_when_needed_and_warns_once_per_script(caplog) -> None:
+def test_picker_lists_fonts_only_when_needed_and_warns_once_per_script(nmt_log) -> None:
     picker = F.FontPicker(fonts=None, default=DEFAULT, coverage=COVERAGE.__getitem__)
     assert picker.choose(["▁cat", "</s>"]) == F.FontChoice(None, frozenset()) and picker.fonts is None
     picker.fonts = OTHERS[1:]
-    with caplog.at_level(logging.WARNING, logger="nmt.viz"):
-        for _ in range(3):
-            assert picker.choose(["▁고양이", "가"]).missing == frozenset("가")
-        picker.choose(["ب"])
-    lines = [r.getMessage() for r in caplog.records if r.name == "nmt.viz"]
+    for _ in range(3):
+        assert picker.choose(["▁고양이", "가"]).missing == frozenset("가")
+    picker.choose(["ب"])
+    lines = [r.getMessage() for r in nmt_log.records if r.name == "nmt.viz"]
     assert len(lines) == 2 and "Hangul" in lines[0] and "Arabic" in lines[1]
 
 
@@ -98,12 +107,11 @@ def _render(labels: list[str], picker: F.FontPicker, silence: bool) -> list[str]
     return [str(w.message) for w in caught if "missing from" in str(w.message)]
 
 
-def test_missing_glyphs_give_one_line_instead_of_matplotlibs_flood(caplog) -> None:
+def test_missing_glyphs_give_one_line_instead_of_matplotlibs_flood(nmt_log) -> None:
     picker = F.FontPicker(fonts=[])  # as on a machine with no font for Hangul
-    with caplog.at_level(logging.WARNING, logger="nmt.viz"):
-        assert len(_render(["▁퀵", "뷁", "</s>"], picker, silence=False)) >= 2  # what matplotlib alone says
-        assert _render(["▁꿻", "뀱", "</s>"], picker, silence=True) == []
-    lines = [r.getMessage() for r in caplog.records if r.name == "nmt.viz"]
+    assert len(_render(["▁퀵", "뷁", "</s>"], picker, silence=False)) >= 2  # what matplotlib alone says
+    assert _render(["▁꿻", "뀱", "</s>"], picker, silence=True) == []
+    lines = [r.getMessage() for r in nmt_log.records if r.name == "nmt.viz"]
     assert len(lines) == 1 and "Hangul" in lines[0]
 
 
