@@ -8,7 +8,7 @@ from typing import Optional
 from nmt.cli.app import app, option
 from nmt.config import PreprocessConfig, ToyDataConfig
 from nmt.data.preprocess import preprocess as run_preprocess
-from nmt.data.toy import write_toy_corpus
+from nmt.data.toy_data import write_toy_data
 
 P = PreprocessConfig
 
@@ -53,8 +53,9 @@ def toy_data(
     seed: int = option(ToyDataConfig, "seed"),
     valid: Optional[int] = option(ToyDataConfig, "valid"),
     test: Optional[int] = option(ToyDataConfig, "test"),
+    pair: str = option(ToyDataConfig, "pair"),
 ) -> None:
-    """Write the built-in English->French toy corpus (works offline)."""
-    cfg = ToyDataConfig(out=out, pairs=pairs, seed=seed, valid=valid, test=test)
-    sizes = write_toy_corpus(cfg.out, pairs=cfg.pairs, seed=cfg.seed, valid=cfg.valid, test=cfg.test)
+    """Write a built-in toy corpus: English->French, or English<->Korean (works offline)."""
+    cfg = ToyDataConfig(out=out, pairs=pairs, seed=seed, valid=valid, test=test, pair=pair)
+    sizes = write_toy_data(cfg)
     print(" ".join(f"{k}={v}" for k, v in sizes.items()), file=sys.stderr)

@@ -11,7 +11,7 @@ visualize   `nmt visualize-attn`
 Each command's flags are checked in one place: the `check_*` function beside its config.
 """
 
-from nmt.config.data import PreprocessConfig, ToyDataConfig, check_preprocess
+from nmt.config.data import TOY_PAIRS, PreprocessConfig, ToyDataConfig, check_preprocess, check_toy_data
 from nmt.config.fields import (
     apply_overrides,
     asdict,
@@ -60,6 +60,7 @@ __all__ = [
     "PreprocessConfig",
     "SAMPLE_BREAK_MODES",
     "ScoreConfig",
+    "TOY_PAIRS",
     "ToyDataConfig",
     "TrainConfig",
     "TransformerConfig",
@@ -75,6 +76,7 @@ __all__ = [
     "check_model",
     "check_preprocess",
     "check_search",
+    "check_toy_data",
     "check_train",
     "check_visualize",
     "default_of",

@@ -8,6 +8,8 @@ from typing import Optional
 from nmt.config.fields import opt, require, require_finite
 from nmt.fileio import check_output
 
+TOY_PAIRS = ("en-fr", "en-ko", "ko-en")  # the built-in corpora of `nmt toy-data` (nmt.data.toy_data)
+
 
 @dataclass
 class PreprocessConfig:
@@ -106,10 +108,16 @@ def _check_only_source(cfg: PreprocessConfig) -> None:
 
 @dataclass
 class ToyDataConfig:
-    """`nmt toy-data`: the built-in English->French corpus, written from a template grammar."""
+    """`nmt toy-data`: a built-in corpus (English->French or English<->Korean), written from a template grammar."""
 
-    out: str = opt(help="Output directory: train/valid/test .en and .fr files.")
+    out: str = opt(help="Output directory: train/valid/test files with the pair's language suffixes (.en, .fr).")
     pairs: int = opt(50000, "Sentence pairs in total (train + valid + test).")
     seed: int = opt(1, "Random seed; the same seed gives the same files.")
     valid: Optional[int] = opt(None, "Validation pairs (none: 1% of the pairs, at least a few hundred).")
     test: Optional[int] = opt(None, "Test pairs (none: as many as validation).")
+    pair: str = opt("en-fr", "Language pair: en-fr, en-ko or ko-en (the same files as en-ko).")
+
+
+def check_toy_data(cfg: ToyDataConfig) -> None:
+    """Every impossible `nmt toy-data` setting is a UserError naming the flag."""
+    require(cfg.pair in TOY_PAIRS, f"--pair {cfg.pair!r} is not one of: {', '.join(TOY_PAIRS)}")

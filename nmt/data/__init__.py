@@ -5,5 +5,7 @@ preprocess    `nmt preprocess`: checks, tokenizer training, binarizing every spl
 binarize      streaming text -> `.bin`/`.idx` token arrays (workers optional, order kept)
 target_vocab  the trimmed target vocabulary (`--trim-target-vocab`)
 dataset       memmap token arrays, token-budget batches, sharding, collate into a `Batch`
-toy           the built-in toy corpus (`nmt toy-data`), written from a template grammar
+toy           the built-in English->French toy corpus, written from a template grammar
+toy_ko        the English<->Korean toy grammar (particles by batchim, counters, polite verbs)
+toy_data      `nmt toy-data`: the toy corpora by language pair
 """

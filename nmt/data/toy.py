@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Callable
 
 from nmt.errors import UserError
 from nmt.fileio import check_output
@@ -226,8 +227,10 @@ def sentence_pair(rng: random.Random) -> tuple[str, str]:
             return en_text[0].upper() + en_text[1:] + ".", fr_text[0].upper() + fr_text[1:] + "."
 
 
-def generate_pairs(n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` distinct pairs (no English sentence twice), deterministic in `seed`."""
+def generate_pairs(
+    n: int, seed: int, make: Callable[[random.Random], tuple[str, str]] = sentence_pair
+) -> list[tuple[str, str]]:
+    """`n` distinct pairs of a grammar's `make` (no first sentence twice), deterministic in `seed`."""
     rng = random.Random(seed)
     seen: set[str] = set()
     pairs = []
@@ -236,7 +239,7 @@ def generate_pairs(n: int, seed: int) -> list[tuple[str, str]]:
         attempts += 1
         if attempts > 20 * n + 1000:
             raise UserError(f"the toy grammar cannot produce {n} distinct sentences")
-        en, fr = sentence_pair(rng)
+        en, fr = make(rng)
         if en not in seen:
             seen.add(en)
             pairs.append((en, fr))
@@ -262,18 +265,27 @@ def _write_lines(path: str, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def write_toy_corpus(
-    out: str, pairs: int = 50000, seed: int = 1, valid: int | None = None, test: int | None = None
-) -> dict[str, int]:
-    """Write OUT/{train,valid,test}.{en,fr}; the splits share no sentence. Returns the split sizes."""
-    sizes = split_sizes(pairs, valid, test)
+def check_out_dir(out: str) -> None:
+    """UserError (naming --out) unless `out` can be written as a directory."""
     check_output(out, "--out", "dir")
-    data = generate_pairs(pairs, seed)
+
+
+def write_splits(out: str, data: list[tuple[str, str]], langs: tuple[str, str], sizes: dict[str, int]) -> None:
+    """Write OUT/{valid,test,train}.{LANG} from `data` in that order (`sizes` from split_sizes)."""
     os.makedirs(out, exist_ok=True)
     start = 0
     for split in ("valid", "test", "train"):
         part = data[start : start + sizes[split]]
         start += sizes[split]
-        _write_lines(os.path.join(out, f"{split}.en"), [en for en, _ in part])
-        _write_lines(os.path.join(out, f"{split}.fr"), [fr for _, fr in part])
+        for side, lang in enumerate(langs):
+            _write_lines(os.path.join(out, f"{split}.{lang}"), [pair[side] for pair in part])
+
+
+def write_toy_corpus(
+    out: str, pairs: int = 50000, seed: int = 1, valid: int | None = None, test: int | None = None
+) -> dict[str, int]:
+    """Write OUT/{train,valid,test}.{en,fr}; the splits share no sentence. Returns the split sizes."""
+    sizes = split_sizes(pairs, valid, test)
+    check_out_dir(out)
+    write_splits(out, generate_pairs(pairs, seed), ("en", "fr"), sizes)
     return sizes

@@ -31,7 +31,6 @@ from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
 
 
-
 @dataclass(frozen=True)
 class LMLoss:
     """The criterion as the Trainer calls it: `loss(net, model, batch, autocast) -> (loss_sum, stats)`.

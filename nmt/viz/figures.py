@@ -8,7 +8,8 @@ Figures, file names with 1-based layers:
     compare_{kind}_L{n}.{fmt}  one row per model (e.g. init, epoch 1, epoch 10): heads + mean
 Figures of one layout are created once and refilled for every layer (figure creation and text
 layout dominate the cost); axes are placed in inches computed from the piece count, never with
-tight_layout. Sentences longer than `max_pieces` are cut, with a note in the title.
+tight_layout. Sentences longer than `max_pieces` are cut, with a note in the title. Texts are drawn
+in a font that has their characters (nmt.viz.fonts), so Korean, Chinese, ... pieces are not boxes.
 
 The statistics tables live in nmt.viz.tables, the HTML report in nmt.viz.html.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -28,6 +30,7 @@ from matplotlib.figure import Figure as MplFigure
 from nmt.config import FIGURE_FORMATS
 from nmt.errors import UserError
 from nmt.fileio import atomic_write
+from nmt.viz.fonts import FontChoice, FontFile, FontPicker, font_properties
 
 KIND_TITLES = {
     "enc_self": "encoder self-attention",
@@ -59,6 +62,11 @@ def _escape(label: str) -> str:
     return label.replace("$", r"\$")
 
 
+def _font_kw(choice: FontChoice, size: float) -> dict:
+    """Text keywords of a font choice: just the size for matplotlib's default, else the chosen file."""
+    return {"fontsize": size} if choice.font is None else {"fontproperties": font_properties(choice, size)}
+
+
 @dataclass
 class Axes2D:
     """What one panel shows: tick labels and axis names (shared by every panel of a figure)."""
@@ -75,22 +83,29 @@ class PanelFigure:
 
     Axes are placed in inches computed from the number of pieces (cell size follows the font
     size), so the figure never needs tight_layout; `show` swaps the image data, colour limits and
-    titles, and `render` writes the bytes of one format.
+    titles, and `render` writes the bytes of one format. `fonts` chooses the font of the labels
+    (once) and of the titles (on every `show`); matplotlib's missing-glyph warnings are silenced
+    only when the picker has already reported the missing characters in one line.
     """
 
     rows: int
     cols: int
     axes2d: Axes2D
     n: int = 0  # panels in use (row-major); 0 = all. The lowest used panel of a column gets x labels.
+    fonts: FontPicker = field(default_factory=FontPicker)
     fig: object = field(init=False)
     axes: list = field(init=False)
     images: list = field(init=False)
     titles: list = field(init=False)  # panel titles as plain texts (set_title re-positions on every draw)
+    missing: set = field(init=False)  # characters drawn that no installed font has
+    title_font: Optional[FontFile] = field(init=False, default=None)  # None: matplotlib's default
 
     def __post_init__(self) -> None:
         xl, yl = self.axes2d.xlabels, self.axes2d.ylabels
         n = self.n or self.rows * self.cols
         fs = font_size(max(len(xl), len(yl)))
+        font = self.fonts.choose([*xl, *yl, self.axes2d.xname, self.axes2d.yname])
+        self.missing = set(font.missing)
         cell = fs / 72.0 * 1.45  # inches per piece: one label height plus a little air
         pw = float(np.clip(cell * len(xl), 1.4, 9.0))
         ph = float(np.clip(cell * len(yl), 1.4, 9.0))
@@ -115,11 +130,11 @@ class PanelFigure:
                 im = ax.imshow(blank, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
                 lowest = (r + 1) * self.cols + c >= n
                 if lowest:
-                    ax.set_xticks(range(len(xl)), [_escape(s) for s in xl], rotation=90, fontsize=fs)
+                    ax.set_xticks(range(len(xl)), [_escape(s) for s in xl], rotation=90, **_font_kw(font, fs))
                 else:
                     ax.set_xticks([])
                 if c == 0:
-                    ax.set_yticks(range(len(yl)), [_escape(s) for s in yl], fontsize=fs)
+                    ax.set_yticks(range(len(yl)), [_escape(s) for s in yl], **_font_kw(font, fs))
                 else:
                     ax.set_yticks([])
                 ax.tick_params(length=0, pad=1.5)
@@ -135,7 +150,7 @@ class PanelFigure:
             self.axes2d.xname,
             ha="center",
             va="bottom",
-            fontsize=fs + 1,
+            **_font_kw(font, fs + 1),
         )
         self.fig.text(
             0.08 / width,
@@ -144,7 +159,7 @@ class PanelFigure:
             ha="left",
             va="center",
             rotation=90,
-            fontsize=fs + 1,
+            **_font_kw(font, fs + 1),
         )
         bar = ((width - right + 0.25) / width, bottom / height, 0.15 / width, self.rows * ph / height)
         self.fig.colorbar(self.images[0], cax=self.fig.add_axes(bar))
@@ -153,6 +168,12 @@ class PanelFigure:
     def show(self, maps: Sequence[np.ndarray], titles: Sequence[str], suptitle: str, vmax: float) -> None:
         """Fill the panels in row-major order (extra panels hidden); one colour scale [0, vmax]."""
         vmax = float(vmax) if vmax > 0 else 1.0
+        font = self.fonts.choose([*titles[: len(maps)], suptitle])
+        self.missing |= font.missing
+        if font.font != self.title_font:  # model names may be in any script too
+            for text in [*self.titles, self.title]:
+                text.set_fontproperties(font_properties(font, text.get_fontsize()))
+            self.title_font = font.font
         for k, (ax, im, text) in enumerate(zip(self.axes, self.images, self.titles)):
             visible = k < len(maps)
             ax.set_visible(visible)
@@ -165,7 +186,10 @@ class PanelFigure:
     def render(self, fmt: str, dpi: int) -> bytes:
         buf = io.BytesIO()
         extra = {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}  # zlib effort is wasted on heatmaps
-        self.fig.savefig(buf, format=fmt, dpi=dpi, **extra)
+        with warnings.catch_warnings():
+            if self.missing:  # reported once by the FontPicker instead of once per glyph and draw
+                warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+            self.fig.savefig(buf, format=fmt, dpi=dpi, **extra)
         return buf.getvalue()
 
     def close(self) -> None:
@@ -189,6 +213,7 @@ class Figure:
     caption: str
     path: Optional[str]
     png: Optional[bytes]
+    axes2d: Optional[Axes2D] = None  # its tick labels, which the HTML report also writes as text
 
 
 def axes_for(kind: str, src_pieces: list[str], tgt_in_pieces: list[str], tgt_out_pieces: list[str]) -> Axes2D:
@@ -218,12 +243,13 @@ class FigureWriter:
             raise UserError(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
         self.out, self.fmt, self.dpi, self.keep_png = out, fmt, dpi, keep_png
         self.cache: dict[tuple, PanelFigure] = {}
+        self.fonts = FontPicker()  # one per writer: each missing script is reported once
         self.figures: list[Figure] = []
 
     def panel_figure(self, rows: int, cols: int, axes2d: Axes2D, n: int) -> PanelFigure:
         key = (rows, cols, n, tuple(axes2d.xlabels), tuple(axes2d.ylabels), axes2d.xname, axes2d.yname)
         if key not in self.cache:
-            self.cache[key] = PanelFigure(rows, cols, axes2d, n)
+            self.cache[key] = PanelFigure(rows, cols, axes2d, n, self.fonts)
         return self.cache[key]
 
     def emit(self, name: str, kind: str, layer: int, caption: str, panel: PanelFigure) -> Figure:
@@ -233,7 +259,7 @@ class FigureWriter:
         png = None
         if self.keep_png:
             png = data if self.fmt == "png" else panel.render("png", self.dpi)
-        fig = Figure(name, kind, layer, caption, path, png)
+        fig = Figure(name, kind, layer, caption, path, png, panel.axes2d)
         self.figures.append(fig)
         return fig
 

@@ -1,9 +1,11 @@
 """The self-contained HTML report of `nmt visualize-attn --html` (OUT/report.html).
 
 One file that opens anywhere: figures embedded as base64 PNG, inline CSS, no external URL.
-Sections: the sentence and its target, one line per model, kind and layer naming what its heads
-do, the heatmaps, the comparison figures (with several models), the per-head statistics table and
-a key to its columns and labels.
+Sections: the sentence and its target, the pieces on the figures' axes, one line per model, kind
+and layer naming what its heads do, the heatmaps, the comparison figures (with several models),
+the per-head statistics table and a key to its columns and labels. Every text, the pieces included,
+is HTML text (escaped), never an image of text: the browser draws any script in its own fonts,
+whatever fonts the machine that drew the figures had.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ table { border-collapse: collapse; font-size: 0.8em; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 td.t { text-align: left; }
 code { background: #f4f4f4; padding: 0 3px; }
+p.pieces code { margin-right: 2px; white-space: pre; }
 """
 
 STATS_HELP = """<p style="font-size:0.85em">entropy: normalized by log of the visible length (1 = uniform);
@@ -39,6 +42,20 @@ def _figure_html(fig: Figure) -> str:
     cap = html.escape(fig.caption)
     img = f'<img alt="{html.escape(fig.name)}" src="data:image/png;base64,{data}">'
     return f"<figure>{img}<figcaption>{cap}</figcaption></figure>"
+
+
+def _pieces_html(figures: list[Figure]) -> list[str]:
+    """Each distinct axis of the figures with its pieces, in order, as text: one paragraph each."""
+    seen, out = set(), []
+    for fig in figures:
+        if fig.axes2d is None:
+            continue
+        for name, labels in ((fig.axes2d.xname, fig.axes2d.xlabels), (fig.axes2d.yname, fig.axes2d.ylabels)):
+            if (name, tuple(labels)) not in seen:
+                seen.add((name, tuple(labels)))
+                pieces = " ".join(f"<code>{html.escape(p)}</code>" for p in labels)
+                out.append(f'<p class="pieces"><b>{html.escape(name)}</b>: {pieces}</p>')
+    return out
 
 
 def write_html(path: str, result) -> str:
@@ -57,6 +74,8 @@ def write_html(path: str, result) -> str:
         "<p>architecture <code>" + e(result.arch) + "</code>; models: " + e(", ".join(result.labels)) + "</p>",
         "<p><b>source</b>: " + e(s.src_text) + "</p>",
         f"<p><b>target</b> ({e(s.tgt_origin)}, teacher-forced): " + e(s.tgt_text) + "</p>",
+        "<h2>Pieces on the axes</h2>",
+        *_pieces_html(result.figures),
         f"<h2>Heads in words</h2><p>statistics over {result.n_sentences} sentence(s)</p><ul>",
         *[f"<li>{e(line)}</li>" for line in result.summaries],
         "</ul><h2>Heatmaps</h2>",
