@@ -267,8 +267,6 @@ def cross_attention_image(
     try:
         title = f"cross-attention, last layer (greedy){note}"
         panel.show([mean], [f"mean of {weights.shape[0]} heads"], title, float(mean.max()))
-        panel.fig.set_dpi(dpi)
-        panel.fig.canvas.draw()
-        return np.asarray(panel.fig.canvas.buffer_rgba())[..., :3].copy()
+        return panel.rgb(dpi)
     finally:
         panel.close()

@@ -16,12 +16,13 @@ The statistics tables live in nmt.viz.tables, the HTML report in nmt.viz.html.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -183,14 +184,28 @@ class PanelFigure:
                 text.set_text(titles[k])
         self.title.set_text(suptitle)
 
+    @contextlib.contextmanager
+    def _drawing(self) -> Iterator[None]:
+        """Draw with matplotlib's missing-glyph warnings silenced when the FontPicker already said which
+        scripts no font has (once, instead of once per glyph and draw)."""
+        with warnings.catch_warnings():
+            if self.missing:
+                warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+            yield
+
     def render(self, fmt: str, dpi: int) -> bytes:
         buf = io.BytesIO()
         extra = {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}  # zlib effort is wasted on heatmaps
-        with warnings.catch_warnings():
-            if self.missing:  # reported once by the FontPicker instead of once per glyph and draw
-                warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        with self._drawing():
             self.fig.savefig(buf, format=fmt, dpi=dpi, **extra)
         return buf.getvalue()
+
+    def rgb(self, dpi: int) -> np.ndarray:
+        """The figure as a (height, width, 3) uint8 picture."""
+        self.fig.set_dpi(dpi)
+        with self._drawing():
+            self.fig.canvas.draw()
+        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
         self.fig.clear()
