@@ -5,8 +5,9 @@ row = local sentence * K + beam), V target vocabulary, S source length, C = 2K c
 
 Live beams: tokens (N, step+1) BOS + the tokens so far, pos (N, step) per-token log-probs, scores
 (Bl, K) cumulative log-probs. With a forced prefix (P its width), sent_start (Bl,) and sent_prefix
-(Bl, P) are the live sentences' prefix lengths and tokens. Finished hypotheses go to fixed buffers of K slots per sentence
-(fin_* (B, K, ...)), filled best first; nothing is kept per hypothesis in Python lists.
+(Bl, P) are the live sentences' prefix lengths and tokens. Finished hypotheses go to fixed buffers
+of K slots per sentence (fin_* (B, K, ...)), filled best first; nothing is kept per hypothesis in
+Python lists.
 """
 
 from __future__ import annotations
