@@ -55,7 +55,8 @@ from nmt.generation.search import translate_batch
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _autocast(device: torch.device, amp: str):
+def amp_autocast(device: torch.device, amp: str):
+    """torch.autocast for --amp bf16 | fp16 on `device`; nothing for none."""
     if amp == "none":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
@@ -103,7 +104,7 @@ def translate_pairs(
             src[cut, -1] = EOS
         src = src.to(device)
         prefix = src.masked_fill(src.eq(EOS), PAD) if prompts else None  # (B, S): the pieces, right-padded
-        with _autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
+        with amp_autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
             return translate_batch(models, src, src.eq(PAD), cfg, need_attn, prefix)
 
     out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
@@ -194,7 +195,7 @@ def _record(stats: Stats, hyps: list[Hypothesis], tgt_tok, keep_text: bool) -> N
         stats.hyps.append(tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else "")
 
 
-def _check_data_vocab(data: str, meta: dict, loaded) -> None:
+def check_data_vocab(data: str, meta: dict, loaded) -> None:
     """The data directory must use the checkpoint's languages and tokenizer files."""
     ck = loaded.meta
     if (meta["source_lang"], meta["target_lang"]) != (ck["source_lang"], ck["target_lang"]):
@@ -286,7 +287,7 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
     with open_output(cfg.output if emit else None) as out:
         if cfg.data is not None:
             meta = read_meta(cfg.data)
-            _check_data_vocab(cfg.data, meta, loaded[0])
+            check_data_vocab(cfg.data, meta, loaded[0])
             pairs = load_split(cfg.data, cfg.gen_subset, meta)
             if progress is not None:
                 progress.start(len(pairs))
