@@ -103,9 +103,11 @@ def translate_pairs(
             src = src[:, :max_src].clone()
             src[cut, -1] = EOS
         src = src.to(device)
-        prefix = src.masked_fill(src.eq(EOS), PAD) if prompts else None  # (B, S): the pieces, right-padded
         with amp_autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
-            return translate_batch(models, src, src.eq(PAD), cfg, need_attn, prefix)
+            if not prompts:
+                return translate_batch(models, src, src.eq(PAD), cfg, need_attn)
+            prefix = src.masked_fill(src.eq(EOS), PAD)  # (B, S): the prompts' pieces, right-padded
+            return translate_batch(models, src, src.eq(PAD), cfg, need_attn, prefix=prefix)
 
     out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
     pool = ThreadPoolExecutor(cfg.workers, "nmt-generate") if cfg.workers > 1 and len(batches) > 1 else None

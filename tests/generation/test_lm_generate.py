@@ -3,6 +3,7 @@ and a language model trained through `nmt train` continuing its training sentenc
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -206,8 +207,6 @@ def test_an_empty_prompt_continues_from_bos_alone(lm):
 
 
 def test_interactive_continues_each_line(lm):
-    import io
-
     cfg = InteractiveConfig(generate=GenerateConfig(path=str(lm.checkpoint), beam=1, device="cpu"))
     out = io.StringIO()
     starts, rests = _starts_and_rests(4)
