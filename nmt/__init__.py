@@ -1,12 +1,24 @@
 """nmt: a small, fast, readable neural machine translation toolkit.
 
 The Python API (docs/python.md): `Translator` loads a checkpoint and translates, scores and
-captures attention; `plot_attention` draws it (a matplotlib Figure, shown inline in notebooks).
+captures attention; `plot_attention` draws it (a matplotlib Figure, shown inline in notebooks);
+`LanguageModel` loads a language model and continues prompts and scores texts.
 """
 
+from nmt.language_model import Continuation, LanguageModel, ScoredText
 from nmt.translator import Scored, Translation, Translator
 from nmt.viz.plot import Attention, plot_attention
 
 __version__ = "0.1.0"
 
-__all__ = ["Attention", "Scored", "Translation", "Translator", "plot_attention", "__version__"]
+__all__ = [
+    "Attention",
+    "Continuation",
+    "LanguageModel",
+    "Scored",
+    "ScoredText",
+    "Translation",
+    "Translator",
+    "plot_attention",
+    "__version__",
+]

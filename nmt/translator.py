@@ -33,6 +33,7 @@ from nmt.generation.decoding import Hypothesis
 from nmt.generation.forced import forced_lprobs, sequence_scores
 from nmt.generation.generate import translate_lines
 from nmt.generation.output import Stats
+from nmt.generation.prompts import TRANSLATION, model_kind
 from nmt.viz.capture import capture_sentence, translate
 from nmt.viz.plot import Attention
 
@@ -128,7 +129,10 @@ class Translator:
             raise UserError("path names no checkpoint")
         device_name = device or GenerateConfig().device
         resolved = resolve_device(device_name)
-        return cls(joined, load_models(joined, resolved), resolved)
+        loaded = load_models(joined, resolved)
+        if model_kind(loaded, joined) != TRANSLATION:  # a masked LM is refused by model_kind itself
+            raise UserError(f"{joined} is a language model: load it with nmt.LanguageModel")
+        return cls(joined, loaded, resolved)
 
     # ------------------------------------------------------------------------- translate
     def _search_config(self, options: dict) -> GenerateConfig:

@@ -76,7 +76,7 @@ def test_every_config_field_is_documented(page, classes):
 @pytest.mark.parametrize(
     "page, commands",
     [
-        ("docs/generation.md", ("generate", "interactive", "score", "average-checkpoints")),
+        ("docs/generation.md", ("generate", "interactive", "score", "average-checkpoints", "eval-lm")),
         ("docs/visualization.md", ("visualize-attn",)),
     ],
 )

@@ -4,6 +4,7 @@ app         the Typer app, `option` (a flag from a config field: its default and
 data        preprocess, toy-data
 train       train, list-archs
 generate    generate, interactive, average-checkpoints, score
+lm          eval-lm
 visualize   visualize-attn
 
 Errors a user can cause arrive as `UserError` and leave as one line on stderr with exit code 2.
@@ -14,6 +15,7 @@ Errors a user can cause arrive as `UserError` and leave as one line on stderr wi
 from nmt.cli import data as _data  # noqa: F401
 from nmt.cli import train as _train  # noqa: F401
 from nmt.cli import generate as _generate  # noqa: F401
+from nmt.cli import lm as _lm  # noqa: F401
 from nmt.cli import visualize as _visualize  # noqa: F401
 
 # isort: on

@@ -58,6 +58,7 @@ def generate(
 ) -> None:
     """Translate a binarized split or raw text with a trained checkpoint.
 
+    With a language model's checkpoint, continue each line of --input (the prompt) instead.
     Translations go to stdout (or --output); progress and a summary (speed, and BLEU with its
     sacreBLEU signature when DATA_DIR has references) go to stderr.
     """
@@ -96,6 +97,8 @@ def interactive(
     post_process: str = option(G, "post_process", "--post-process", "--remove-bpe"),
 ) -> None:
     """Translate lines from stdin as they arrive, printing each translation at once.
+
+    With a language model's checkpoint, continue each line instead.
 
     --buffer-size lines are read, translated together and printed (flushed); end of input
     (Ctrl-D in a terminal) or Ctrl-C ends the run. Output formats are those of `nmt generate`.

@@ -6,6 +6,7 @@ data        `nmt preprocess` and `nmt toy-data`
 train       `nmt train`: the run and the optimizer, and the checks of their flags
 tasks       `nmt train`'s samples of the language-model and masked-LM tasks, and their check
 generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpoints`
+lm          `nmt eval-lm`
 visualize   `nmt visualize-attn`
 
 Each command's flags are checked in one place: the `check_*` function beside its config.
@@ -35,6 +36,7 @@ from nmt.config.generate import (
     check_interactive,
     check_search,
 )
+from nmt.config.lm import EvalLMConfig, check_eval_lm
 from nmt.config.models import (
     MODEL_CONFIGS,
     LSTMConfig,
@@ -49,6 +51,7 @@ from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualiz
 
 __all__ = [
     "AverageConfig",
+    "EvalLMConfig",
     "FIGURE_FORMATS",
     "GenerateConfig",
     "InteractiveConfig",
@@ -70,6 +73,7 @@ __all__ = [
     "apply_overrides",
     "asdict",
     "check_average",
+    "check_eval_lm",
     "check_generate",
     "check_interactive",
     "check_language_model",

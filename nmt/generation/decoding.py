@@ -23,6 +23,18 @@ min over models of max target positions - 1), with src_len the sentence's own no
 length (pieces + EOS), so a sentence translates the same alone or in any batch. A hypothesis
 holds at most max_len tokens before its EOS.
 
+Forced prefix (fairseq's prefix_tokens; a language model's prompt): `prefix` (B, P) right-padded
+with PAD gives each sentence P_b tokens that its first P_b steps produce, whatever the models
+prefer: at such a step every token but the prefix's gets -inf and the prefix's token gets 0, so
+the prefix adds nothing to scores. The first decode call feeds BOS and the m = min_b P_b tokens
+that every sentence of the batch is forced to at once (the whole prefix when all have the same
+length); a longer prefix goes on one forced token per step, aligned left: every row's tokens sit
+at the positions they have alone, no padding enters the decoder, and a sentence gets the same
+result in any batch. The result holds the tokens after the prefix only: max_len, --min-len,
+positional scores, scores and their length count the tokens after the prefix (EOS included);
+max_len is also capped so that prefix + tokens fit the target positions. Without a prefix every
+rule above is unchanged.
+
 Scores: a hypothesis' `positional_scores` are its per-token log-probs (after the adjustments
 above); `score` = sum / L**lenpen with L counting EOS (fairseq's normalisation).
 
@@ -123,12 +135,15 @@ class Ensemble:
         at = torch.stack(attns).mean(dim=0) if attns else None
         return lp, at
 
-    def first_step(self, k: int, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
-        """The first step (BOS) on one row per sentence, then every row repeated k times
-        (sentence-major): all k beams or samples of a sentence start identical.
-        Returns log-probs (B*k, V) and attention (B*k, S) or None, as `step`."""
+    def first_step(self, k: int, need_attn: bool, head: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """The first step (BOS, then head (B, m) when given: prefix tokens every sentence is forced to)
+        on one row per sentence, then every row repeated k times (sentence-major): all k beams or
+        samples of a sentence start identical. Returns log-probs (B*k, V) and attention (B*k, S) or
+        None, as `step`, for the position after the last token fed."""
         bsz = self.src_pad_mask.size(0)
         bos = torch.full((bsz, 1), BOS, dtype=torch.long, device=self.src_pad_mask.device)
+        if head is not None and head.size(1):
+            bos = torch.cat([bos, head], dim=1)  # (B, 1 + m): one decode call for the common prefix
         lprobs, attn = self.step(bos, need_attn)
         if k == 1:
             return lprobs, attn
@@ -176,12 +191,30 @@ def _select_state(tree: Any, rows: Tensor, shrink: Optional[Tensor], static: set
     return tree
 
 
-def max_lengths(models: list[nn.Module], src_pad_mask: Tensor, cfg: GenerateConfig) -> Tensor:
-    """(B,) long: the maximum number of tokens before EOS for each sentence (see module doc)."""
+def max_lengths(
+    models: list[nn.Module], src_pad_mask: Tensor, cfg: GenerateConfig, start: Optional[Tensor] = None
+) -> Tensor:
+    """(B,) long: the maximum number of tokens before EOS for each sentence (see module doc); with
+    start (B,), the prefix lengths, the prefix is counted in: start + max_len of the tokens after it."""
     src_lens = (~src_pad_mask).sum(dim=1)  # (B,)
     cap = min(int(m.max_positions()[1]) for m in models) - 1
     lens = (cfg.max_len_a * src_lens.double() + cfg.max_len_b).long()  # int() truncation, as fairseq
-    return lens.clamp(min=0, max=max(cap, 0))
+    if start is None:
+        return lens.clamp(min=0, max=max(cap, 0))
+    room = (cap - start).clamp(min=0)  # positions left after the prefix
+    return start + torch.minimum(lens.clamp(min=0), room)
+
+
+def prefix_lengths(prefix: Optional[Tensor]) -> Optional[Tensor]:
+    """(B,) long: the forced tokens of each sentence of prefix (B, P) right-padded with PAD; None for None."""
+    return None if prefix is None else prefix.ne(PAD).sum(dim=1)
+
+
+def common_head(prefix: Optional[Tensor], start: Optional[Tensor]) -> Optional[Tensor]:
+    """(B, m): the first m = min(start) prefix tokens, which every sentence is forced to (None without a prefix)."""
+    if prefix is None or start is None:
+        return None
+    return prefix[:, : int(start.min()) if start.numel() else 0]
 
 
 def normalize(cum: Tensor, length: int, lenpen: float) -> Tensor:
@@ -189,18 +222,29 @@ def normalize(cum: Tensor, length: int, lenpen: float) -> Tensor:
     return cum / float(length) ** lenpen
 
 
-def adjust_lprobs(lprobs: Tensor, tokens: Tensor, step: int, max_len: Tensor, cfg: GenerateConfig) -> Tensor:
+def normalize_rows(cum: Tensor, lengths: Tensor, lenpen: float) -> Tensor:
+    """`normalize` with a length per row: cum (N,) / lengths (N,)**lenpen (lengths after a prefix)."""
+    return cum / lengths.double().pow(lenpen).to(cum.dtype)
+
+
+def adjust_lprobs(
+    lprobs: Tensor, tokens: Tensor, step: int, max_len: Tensor, cfg: GenerateConfig, start: Optional[Tensor] = None
+) -> Tensor:
     """Apply the generation constraints in place and return lprobs (N, V).
 
     tokens (N, step+1): BOS + the tokens so far; step: number of tokens produced so far;
-    max_len (N,): per-row maximum length."""
+    max_len (N,): per-row maximum length; start (N,) or None: per-row prefix length, so that
+    --min-len counts the tokens after the prefix (max_len already counts the prefix in)."""
     eos_lp = lprobs[:, EOS].clone()
     lprobs[:, PAD] = -math.inf
     lprobs[:, BOS] = -math.inf
     if cfg.unkpen:
         lprobs[:, UNK] -= cfg.unkpen
-    if step < cfg.min_len:
-        lprobs[:, EOS] = -math.inf
+    if start is None:
+        if step < cfg.min_len:
+            lprobs[:, EOS] = -math.inf
+    else:
+        lprobs[step - start < cfg.min_len, EOS] = -math.inf
     n = cfg.no_repeat_ngram_size
     if n > 0 and tokens.size(1) >= n:
         lprobs.masked_fill_(banned_ngram_tokens(tokens, n, lprobs.size(1)), -math.inf)
@@ -208,6 +252,17 @@ def adjust_lprobs(lprobs: Tensor, tokens: Tensor, step: int, max_len: Tensor, cf
     if bool(force.any()):
         lprobs[force] = -math.inf
         lprobs[force, EOS] = eos_lp[force]
+    return lprobs
+
+
+def force_prefix(lprobs: Tensor, step: int, prefix: Tensor, start: Tensor) -> Tensor:
+    """Rows still inside their prefix (start > step) get -inf everywhere but at prefix[row, step],
+    which gets 0 (the prefix is given, not scored); in place. lprobs (N, V), prefix (N, P), start (N,)."""
+    rows = (start > step).nonzero().squeeze(1)  # (F,)
+    if rows.numel():
+        tok = prefix.index_select(0, rows)[:, step]  # (F,)
+        lprobs[rows] = -math.inf
+        lprobs[rows, tok] = 0.0
     return lprobs
 
 
@@ -233,10 +288,12 @@ def collect(
     src_pad_mask: Tensor,
     k: int,
     nbest: int,
+    start: Optional[Tensor] = None,
 ) -> list[list[Hypothesis]]:
     """Finished buffers with rows (B*K, ...) -> per sentence the nbest best hypotheses, best first.
 
-    Rows with length 0 or a -inf score are empty slots and are skipped."""
+    Rows with length 0 or a -inf score are empty slots and are skipped. start (B,) or None: each
+    sentence's prefix length; its first start tokens (the prefix) are left out of the hypotheses."""
     bsz = src_pad_mask.size(0)
     scores = scores.view(bsz, k).cpu()
     lens_c = lens.view(bsz, k).cpu()
@@ -244,6 +301,7 @@ def collect(
     tok, pos = tok.cpu(), pos.cpu()
     attn_c = attn.cpu() if attn is not None else None
     src_real = (~src_pad_mask).cpu()
+    first = start.tolist() if start is not None else [0] * bsz
     results: list[list[Hypothesis]] = []
     for b in range(bsz):
         hyps: list[Hypothesis] = []
@@ -251,8 +309,8 @@ def collect(
             n, s = int(lens_c[b, j]), float(scores[b, j])
             if n == 0 or s == -math.inf or len(hyps) == nbest:
                 continue
-            r = b * k + j
-            a = attn_c[r, :n][:, src_real[b]] if attn_c is not None else None
-            hyps.append(Hypothesis(tok[r, :n].clone(), s, pos[r, :n].clone(), a))
+            r, p = b * k + j, first[b]
+            a = attn_c[r, p:n][:, src_real[b]] if attn_c is not None else None
+            hyps.append(Hypothesis(tok[r, p:n].clone(), s, pos[r, p:n].clone(), a))
         results.append(hyps)
     return results

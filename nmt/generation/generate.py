@@ -21,6 +21,12 @@ S/H/D/P lines. As in fairseq, H/D/P scores are in base 2 (log-probs / ln 2). Ali
 cross-attention (last layer, heads and models averaged). Other line breaks inside an echoed source
 (what `str.splitlines` splits at) become spaces, so every reader sees one line per output line.
 A file given with --output is written to a temporary file and renamed at the end; stdout is streamed.
+
+A language model's checkpoint (nmt.generation.prompts) continues each raw line instead: the line's
+pieces are a prompt forced as the output's first tokens, every line is decoded (an empty one from
+BOS alone), and the hypotheses, their scores and the output hold the continuation only (fairseq:
+S-i the prompt, H/D/P-i the continuation). Prompts are batched like sources; --max-tokens counts
+rows x prompt tokens.
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ from nmt.device import process_settings, resolve_device
 from nmt.errors import UserError
 from nmt.generation.decoding import EOS, PAD, Hypothesis
 from nmt.generation.output import Stats, format_sentence, open_output
+from nmt.generation.prompts import LANGUAGE_MODELING, TRANSLATION, cut_prompt, model_kind, prompt_room
 from nmt.generation.search import translate_batch
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _autocast(device: torch.device, amp: str):
+def amp_autocast(device: torch.device, amp: str):
+    """torch.autocast for --amp bf16 | fp16 on `device`; nothing for none."""
     if amp == "none":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
@@ -76,8 +84,11 @@ def translate_pairs(
     device: torch.device,
     need_attn: bool = False,
     on_batch: Optional[Callable[[int], None]] = None,
+    prompts: bool = False,
 ) -> tuple[list[list[Hypothesis]], int]:
-    """Hypotheses of every source sentence of `pairs`, in pairs order; and how many were truncated."""
+    """Hypotheses of every source sentence of `pairs`, in pairs order; and how many were truncated.
+
+    With `prompts` each source's pieces are also a forced prefix (a language model's prompt)."""
     max_src = max_source_positions(models)
     sizes = np.asarray(pairs.src.sizes, dtype=np.int64)
     truncated = int((sizes > max_src - 1).sum())
@@ -92,8 +103,11 @@ def translate_pairs(
             src = src[:, :max_src].clone()
             src[cut, -1] = EOS
         src = src.to(device)
-        with _autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
-            return translate_batch(models, src, src.eq(PAD), cfg, need_attn)
+        with amp_autocast(device, cfg.amp):  # autocast (like inference mode) is per thread
+            if not prompts:
+                return translate_batch(models, src, src.eq(PAD), cfg, need_attn)
+            prefix = src.masked_fill(src.eq(EOS), PAD)  # (B, S): the prompts' pieces, right-padded
+            return translate_batch(models, src, src.eq(PAD), cfg, need_attn, prefix=prefix)
 
     out: list[list[Hypothesis]] = [[] for _ in range(len(pairs))]
     pool = ThreadPoolExecutor(cfg.workers, "nmt-generate") if cfg.workers > 1 and len(batches) > 1 else None
@@ -149,15 +163,23 @@ def translate_lines(
     stats: Stats,
     need_attn: bool = False,
     on_batch: Optional[Callable[[int], None]] = None,
+    prompts: bool = False,
 ) -> Iterator[list[tuple[str, list[Hypothesis]]]]:
-    """Per chunk of `cfg.chunk_size` lines: (line, hypotheses) in input order; blank lines get []."""
+    """Per chunk of `cfg.chunk_size` lines: (line, hypotheses) in input order; blank lines get [].
+
+    With `prompts` (a language model) every line is a prompt that its hypotheses continue, blank
+    ones included (from BOS alone); a prompt too long keeps its last pieces (nmt.generation.prompts)."""
     for chunk in chunks(lines, cfg.chunk_size):
         ids = [src_tok.encode(line.strip()) for line in chunk]  # stripped as preprocess strips training text
-        real = [i for i, piece_ids in enumerate(ids) if piece_ids]
+        real = [i for i, piece_ids in enumerate(ids) if piece_ids or prompts]
         out: list[list[Hypothesis]] = [[] for _ in chunk]
+        if prompts:
+            cut = [cut_prompt(piece_ids, prompt_room(models)) for piece_ids in ids]
+            ids = [piece_ids for piece_ids, _ in cut]
+            stats.truncated += sum(was_cut for _, was_cut in cut)
         if real:
             pairs = PairDataset(TokenArray.from_sequences([ids[i] for i in real]))
-            hyps, truncated = translate_pairs(models, pairs, cfg, device, need_attn, on_batch)
+            hyps, truncated = translate_pairs(models, pairs, cfg, device, need_attn, on_batch, prompts)
             stats.truncated += truncated
             for i, h in zip(real, hyps):
                 out[i] = h
@@ -175,7 +197,7 @@ def _record(stats: Stats, hyps: list[Hypothesis], tgt_tok, keep_text: bool) -> N
         stats.hyps.append(tgt_tok.decode(hyps[0].tokens.tolist()) if hyps else "")
 
 
-def _check_data_vocab(data: str, meta: dict, loaded) -> None:
+def check_data_vocab(data: str, meta: dict, loaded) -> None:
     """The data directory must use the checkpoint's languages and tokenizer files."""
     ck = loaded.meta
     if (meta["source_lang"], meta["target_lang"]) != (ck["source_lang"], ck["target_lang"]):
@@ -217,10 +239,12 @@ def write_translations(
     out: Optional[TextIO],
     on_batch: Optional[Callable[[int], None]] = None,
 ) -> None:
-    """Translate raw lines a chunk of `cfg.chunk_size` at a time, writing each chunk in cfg.format to `out`
-    (flushed; None: write nothing) before the next chunk is read, so a reader sees every chunk at once."""
+    """Translate raw lines (or continue them, when stats.prompts) a chunk of `cfg.chunk_size` at a time,
+    writing each chunk in cfg.format to `out` (flushed; None: write nothing) before the next chunk is
+    read, so a reader sees every chunk at once."""
     n = 0
-    for chunk in translate_lines(models, lines, src_tok, cfg, device, stats, cfg.print_alignment, on_batch):
+    need_attn, prompts = cfg.print_alignment, stats.prompts
+    for chunk in translate_lines(models, lines, src_tok, cfg, device, stats, need_attn, on_batch, prompts):
         text = []
         for line, h in chunk:
             _record(stats, h, tgt_tok, keep_text=False)
@@ -238,12 +262,26 @@ def run(cfg: GenerateConfig, progress=None) -> Stats:
         return _run(cfg, device, progress)
 
 
+def generation_kind(loaded: list, cfg: GenerateConfig) -> str:
+    """TRANSLATION or LANGUAGE_MODELING for these checkpoints; the flags a language model cannot honour are refused."""
+    kind = model_kind(loaded, cfg.path)
+    if kind == LANGUAGE_MODELING:
+        if cfg.data is not None:
+            raise UserError(
+                f"{cfg.path} is a language model: give prompts with --input FILE|- "
+                "(DATA_DIR is for translation; nmt eval-lm scores a monolingual split)"
+            )
+        if cfg.print_alignment:
+            raise UserError("--print-alignment shows cross-attention, which a language model has not")
+    return kind
+
+
 def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
     loaded = load_models(cfg.path, device)
     models = [item.model.eval() for item in loaded]
     src_tok, tgt_tok = loaded[0].src_tok, loaded[0].tgt_tok
     need_attn = cfg.print_alignment
-    stats = Stats()
+    stats = Stats(prompts=generation_kind(loaded, cfg) != TRANSLATION)
     advance = progress.advance if progress is not None else None
     start = time.perf_counter()
     # --quiet keeps translations off stdout; a file asked for with --output is still written.
@@ -251,7 +289,7 @@ def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
     with open_output(cfg.output if emit else None) as out:
         if cfg.data is not None:
             meta = read_meta(cfg.data)
-            _check_data_vocab(cfg.data, meta, loaded[0])
+            check_data_vocab(cfg.data, meta, loaded[0])
             pairs = load_split(cfg.data, cfg.gen_subset, meta)
             if progress is not None:
                 progress.start(len(pairs))

@@ -1,4 +1,5 @@
-"""`nmt interactive`: translate lines as they arrive on stdin, printing each buffer's translations at once.
+"""`nmt interactive`: translate lines as they arrive on stdin, printing each buffer's translations at once
+(with a language model's checkpoint: continue each line, as `nmt generate --input -` does).
 
 The same search and output formats as `nmt generate` on raw text (nmt.generation.generate): the
 buffer of `buffer_size` lines is generate's chunk, so lines are read, translated and written
@@ -15,8 +16,15 @@ from typing import BinaryIO, Iterable, Optional, TextIO
 
 from nmt.checkpoint import load_models
 from nmt.config import InteractiveConfig, check_interactive
-from nmt.generation.generate import generation_settings, max_source_positions, read_lines, write_translations
+from nmt.generation.generate import (
+    generation_kind,
+    generation_settings,
+    max_source_positions,
+    read_lines,
+    write_translations,
+)
 from nmt.generation.output import Stats
+from nmt.generation.prompts import TRANSLATION
 
 
 def run(cfg: InteractiveConfig, stdin: Optional[Iterable[bytes]] = None, stdout: Optional[TextIO] = None) -> Stats:
@@ -29,7 +37,8 @@ def run(cfg: InteractiveConfig, stdin: Optional[Iterable[bytes]] = None, stdout:
     with generation_settings(gen) as device:
         loaded = load_models(gen.path, device)
         models = [item.model.eval() for item in loaded]
-        stats = Stats(max_source_positions=max_source_positions(models))
+        prompts = generation_kind(loaded, gen) != TRANSLATION  # a language model continues each line
+        stats = Stats(max_source_positions=max_source_positions(models), prompts=prompts)
         lines = read_lines(stream, "stdin")
         write_translations(models, lines, loaded[0].src_tok, loaded[0].tgt_tok, gen, device, stats, out)
     return stats

@@ -35,6 +35,7 @@ class Stats:
     hyps: list[str] = field(default_factory=list)  # best detokenized hypotheses (kept only for BLEU)
     refs: Optional[list[str]] = None  # references of a binarized split
     max_source_positions: int = 0
+    prompts: bool = False  # a language model continued prompts (truncated: prompts cut to their last pieces)
 
 
 # Characters str.splitlines() (and text-mode readers) break lines at; a raw source echoed in an
@@ -131,6 +132,11 @@ def truncation_warning(stats: Stats) -> list[str]:
     """One warning line when sources were cut to the model's source positions, else none."""
     if not stats.truncated:
         return []
+    if stats.prompts:
+        most = max(stats.max_source_positions - 2, 0)
+        return [
+            f"warning: {stats.truncated} prompt(s) longer than the model's {most} prompt pieces kept their last {most}"
+        ]
     return [
         f"warning: {stats.truncated} source sentence(s) longer than the model's "
         f"{stats.max_source_positions} source positions were truncated"
@@ -140,8 +146,9 @@ def truncation_warning(stats: Stats) -> list[str]:
 def summary(stats: Stats) -> list[str]:
     """Summary lines: counts and speed; BLEU with its sacreBLEU signature when references exist."""
     secs = max(stats.seconds, 1e-9)
+    done = "continued" if stats.prompts else "translated"
     lines = truncation_warning(stats) + [
-        f"translated {stats.sentences} sentences ({stats.tokens} tokens) in {stats.seconds:.2f} s: "
+        f"{done} {stats.sentences} sentences ({stats.tokens} tokens) in {stats.seconds:.2f} s: "
         f"{stats.sentences / secs:.2f} sentences/s, {stats.tokens / secs:.2f} tokens/s"
     ]
     refs = stats.refs
