@@ -77,33 +77,9 @@ mkdir -p "$RAW"
 start=$(date +%s)
 
 # ------------------------------------------------------------------ data
-# The public release has 29,000 / 1,014 / 1,000 lines; anything else is not Multi30k task 1.
-# Each file is checked before it takes its final name under $RAW, so a bad copy or a broken
-# download never stays behind to be trusted by a re-run.
-declare -A LINES=([train]=29000 [valid]=1014 [test2016]=1000)
-declare -A REMOTE=([train]=train [valid]=val [test2016]=test_2016_flickr)
-place() {  # place SPLIT LANG: $RAW/SPLIT.LANG from the local copy or the public release
-    local split=$1 lang=$2 origin tmp="$RAW/.$1.$2.part"
-    if [[ -n "${NMT_DATA_DIR:-}" ]]; then
-        origin="$NMT_DATA_DIR/$split.$lang"
-        [[ -r "$origin" ]] || die "$origin is missing or unreadable"
-        cp "$origin" "$tmp"
-    else
-        origin="$URL/${REMOTE[$split]}.$lang.gz"
-        fetch "$origin" "$tmp.gz" "set NMT_DATA_DIR to a local Multi30k copy"
-        gzip -dc "$tmp.gz" > "$tmp" 2> /dev/null || { rm -f "$tmp" "$tmp.gz"; die "$origin is not a gzip file"; }
-        rm -f "$tmp.gz"
-    fi
-    local got; got=$(wc -l < "$tmp")
-    if [[ "$got" -ne "${LINES[$split]}" ]]; then
-        rm -f "$tmp"
-        die "$origin has $got lines, Multi30k $split has ${LINES[$split]}"
-    fi
-    mv "$tmp" "$RAW/$split.$lang"
-}
 for lang in "$SRC" "$TGT"; do
     for split in train valid test2016; do
-        [[ -s "$RAW/$split.$lang" ]] || place "$split" "$lang"
+        [[ -s "$RAW/$split.$lang" ]] || multi30k_place "$split" "$lang"
     done
 done
 
