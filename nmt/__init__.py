@@ -4,9 +4,20 @@ The Python API (docs/python.md): `Translator` loads a checkpoint and translates,
 captures attention; `plot_attention` draws it (a matplotlib Figure, shown inline in notebooks).
 """
 
+from nmt.mask_filler import FilledText, Filler, MaskFiller
 from nmt.translator import Scored, Translation, Translator
 from nmt.viz.plot import Attention, plot_attention
 
 __version__ = "0.1.0"
 
-__all__ = ["Attention", "Scored", "Translation", "Translator", "plot_attention", "__version__"]
+__all__ = [
+    "Attention",
+    "FilledText",
+    "Filler",
+    "MaskFiller",
+    "Scored",
+    "Translation",
+    "Translator",
+    "plot_attention",
+    "__version__",
+]

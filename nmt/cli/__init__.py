@@ -5,6 +5,7 @@ data        preprocess, toy-data
 train       train, list-archs
 generate    generate, interactive, average-checkpoints, score
 visualize   visualize-attn
+mlm         fill-mask
 
 Errors a user can cause arrive as `UserError` and leave as one line on stderr with exit code 2.
 """
@@ -15,6 +16,7 @@ from nmt.cli import data as _data  # noqa: F401
 from nmt.cli import train as _train  # noqa: F401
 from nmt.cli import generate as _generate  # noqa: F401
 from nmt.cli import visualize as _visualize  # noqa: F401
+from nmt.cli import mlm as _mlm  # noqa: F401
 
 # isort: on
 from nmt.cli.app import app, main

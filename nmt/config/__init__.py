@@ -7,6 +7,7 @@ train       `nmt train`: the run and the optimizer, and the checks of their flag
 tasks       `nmt train`'s samples of the language-model and masked-LM tasks, and their check
 generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpoints`
 visualize   `nmt visualize-attn`
+mlm         `nmt fill-mask`
 
 Each command's flags are checked in one place: the `check_*` function beside its config.
 """
@@ -35,6 +36,7 @@ from nmt.config.generate import (
     check_interactive,
     check_search,
 )
+from nmt.config.mlm import FILL_MASK_FORMATS, FillMaskConfig, check_fill_mask
 from nmt.config.models import (
     MODEL_CONFIGS,
     LSTMConfig,
@@ -50,6 +52,8 @@ from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualiz
 __all__ = [
     "AverageConfig",
     "FIGURE_FORMATS",
+    "FILL_MASK_FORMATS",
+    "FillMaskConfig",
     "GenerateConfig",
     "InteractiveConfig",
     "LanguageModelConfig",
@@ -70,6 +74,7 @@ __all__ = [
     "apply_overrides",
     "asdict",
     "check_average",
+    "check_fill_mask",
     "check_generate",
     "check_interactive",
     "check_language_model",
