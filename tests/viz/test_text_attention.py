@@ -147,5 +147,5 @@ def test_the_python_captures_refuse_other_families(models, tiny_model):
         mlm_attention(load_model(models["lm"]), TEXT)
     with pytest.raises(UserError, match="is a translation model: give it a source and a target"):
         text_attention(load_model(tiny_model), TEXT)
-    with pytest.raises(UserError, match="text has 600 pieces; the model takes at most"):
-        lm_attention(load_model(models["lm"]), " ".join(["the mat"] * 300))
+    with pytest.raises(UserError, match="text has 3000 pieces; the model takes at most"):
+        lm_attention(load_model(models["lm"]), " ".join(["the mat"] * 1500))
