@@ -17,7 +17,7 @@ F = FillMaskConfig
 @app.command("fill-mask")
 def fill_mask(
     texts: Optional[List[str]] = typer.Argument(
-        None, metavar="[TEXT]...", help=F.__dataclass_fields__["texts"].metadata["help"]
+        None, metavar="TEXT", help=F.__dataclass_fields__["texts"].metadata["help"]
     ),
     path: str = option(F, "path", default=...),
     input: Optional[str] = option(F, "input", "--input"),
@@ -26,7 +26,7 @@ def fill_mask(
     batch_size: int = option(F, "batch_size"),
     device: str = option(F, "device"),
 ) -> None:
-    """Fill in each <mask> of a text with a masked language model's most probable pieces.
+    """A masked LM's most probable fillers of each <mask> in a text.
 
     Every mask of a text is filled independently, from one forward pass.
     """
