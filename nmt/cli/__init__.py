@@ -6,6 +6,7 @@ train       train, list-archs
 generate    generate, interactive, average-checkpoints, score
 lm          eval-lm
 visualize   visualize-attn
+mlm         fill-mask
 
 Errors a user can cause arrive as `UserError` and leave as one line on stderr with exit code 2.
 """
@@ -17,6 +18,7 @@ from nmt.cli import train as _train  # noqa: F401
 from nmt.cli import generate as _generate  # noqa: F401
 from nmt.cli import lm as _lm  # noqa: F401
 from nmt.cli import visualize as _visualize  # noqa: F401
+from nmt.cli import mlm as _mlm  # noqa: F401
 
 # isort: on
 from nmt.cli.app import app, main

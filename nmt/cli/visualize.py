@@ -11,6 +11,7 @@ from rich.console import Console
 from nmt.cli.app import app, option
 from nmt.config import VisualizeConfig
 from nmt.viz.attention import parse_int_list, run
+from nmt.viz.html import sentence_lines
 from nmt.viz.tables import stats_table
 
 V = VisualizeConfig
@@ -57,7 +58,9 @@ def visualize_attn(
     result = run(VisualizeConfig(**values))
     console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get the whole table
     s = result.sentence
-    console.print(f"source: {s.src_text}\ntarget ({s.tgt_origin}, teacher-forced): {s.tgt_text}", markup=False)
+    console.print(
+        "\n".join(f"{what}{' ' * bool(note)}{note}: {text}" for what, note, text in sentence_lines(s)), markup=False
+    )
     console.print(stats_table(result.rows, f"attention heads over {result.n_sentences} sentence(s)"))
     for line in result.summaries:
         console.print(line, markup=False)

@@ -8,6 +8,7 @@ tasks       `nmt train`'s samples of the language-model and masked-LM tasks, and
 generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpoints`
 lm          `nmt eval-lm`
 visualize   `nmt visualize-attn`
+mlm         `nmt fill-mask`
 
 Each command's flags are checked in one place: the `check_*` function beside its config.
 """
@@ -37,6 +38,7 @@ from nmt.config.generate import (
     check_search,
 )
 from nmt.config.lm import EvalLMConfig, check_eval_lm
+from nmt.config.mlm import FILL_MASK_FORMATS, FillMaskConfig, check_fill_mask
 from nmt.config.models import (
     MODEL_CONFIGS,
     LSTMConfig,
@@ -53,6 +55,8 @@ __all__ = [
     "AverageConfig",
     "EvalLMConfig",
     "FIGURE_FORMATS",
+    "FILL_MASK_FORMATS",
+    "FillMaskConfig",
     "GenerateConfig",
     "InteractiveConfig",
     "LanguageModelConfig",
@@ -74,6 +78,7 @@ __all__ = [
     "asdict",
     "check_average",
     "check_eval_lm",
+    "check_fill_mask",
     "check_generate",
     "check_interactive",
     "check_language_model",

@@ -16,7 +16,7 @@ class VisualizeConfig:
     """`nmt visualize-attn`: one sentence from --source, --input FILE or a data dir split."""
 
     path: str = opt(help="Checkpoint to visualize.")
-    source: Optional[str] = opt(None, "Source sentence (raw text).")
+    source: Optional[str] = opt(None, "Source sentence (raw text); the text of a language model or masked LM.")
     target: Optional[str] = opt(None, "Reference to teacher-force with --source (none: the model's translation).")
     input: Optional[str] = opt(None, "Raw text file, one sentence a line (with --index).")
     data: Optional[str] = opt(None, "Binarized data dir (with --gen-subset and --index).")

@@ -8,6 +8,11 @@ its target (the given reference, teacher-forced, or the model's own beam transla
 attention (nmt.viz.capture), measures every head (nmt.viz.stats) and writes the figures
 (nmt.viz.figures), the statistics files (nmt.viz.tables) and the report (nmt.viz.html).
 `cross_attention_image` renders one picture for the trainer's TensorBoard log.
+
+A language model or a masked LM reads one text instead of a pair (nmt.viz.capture.text_pair): a
+language model's causal self-attention (dec_self) of BOS + the text's pieces, teacher-forced; a
+masked LM's self-attention (enc_self) of pieces + EOS. There is no target and no search: --target
+is refused, --beam and --reference do not apply.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from nmt.errors import UserError
 from nmt.models import build_for_data
 from nmt.viz import figures as R
 from nmt.viz import stats as A
-from nmt.viz.capture import capture_sentence, translate, translate_many
+from nmt.viz.capture import (
+    LANGUAGE_MODELING,
+    capture_sentence,
+    task_of,
+    text_ids,
+    text_pair,
+    translate,
+    translate_many,
+)
 from nmt.viz.figures import Figure
 from nmt.viz.html import write_html
 from nmt.viz.stats import KINDS
@@ -44,7 +57,7 @@ class Sentence:
     tgt: list[int]
     src_text: str
     tgt_text: str
-    tgt_origin: str  # "reference" | "translation (beam K)"
+    tgt_origin: str  # "reference" | "translation (beam K)"; "text" (a language model's); "" (no target)
 
 
 @dataclass
@@ -84,10 +97,12 @@ def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[li
     --max-sentences ones (statistics), and the number of sentences the statistics use."""
     if cfg.source is not None:
         tgt = None
+        if cfg.target is not None and task_of(loaded) != "translation":
+            raise UserError(f"--target: a {task_of(loaded)} model reads one text; give it with --source alone")
         if cfg.target is not None:  # pieces beyond the output layer (preprocess --trim-target-vocab) are unknown
             k = loaded.meta["vocab_size"][loaded.meta["target_lang"]]
             tgt = [i if i < k else UNK for i in loaded.tgt_tok.encode(cfg.target)]
-        return {cfg.index: (loaded.src_tok.encode(cfg.source), tgt)}, 1
+        return {cfg.index: (text_ids(loaded, cfg.source), tgt)}, 1
     if cfg.input is not None:
         try:
             with open(cfg.input, encoding="utf-8") as f:
@@ -97,7 +112,7 @@ def _read_sentences(cfg, loaded) -> tuple[dict[int, tuple[list[int], Optional[li
         n, where = len(lines), f"{cfg.input} has {len(lines)} lines"
 
         def get(i: int) -> tuple[list[int], Optional[list[int]]]:
-            return loaded.src_tok.encode(lines[i]), None
+            return text_ids(loaded, lines[i]), None
 
     else:
         if read_meta(cfg.data).get("vocab_size") != loaded.meta.get("vocab_size"):
@@ -184,13 +199,22 @@ def run(cfg) -> Result:
     for i in chosen:
         if len(pairs[i][0]) + 1 > max_src:
             raise UserError(f"sentence {i} has {len(pairs[i][0])} source pieces; the model takes at most {max_src - 1}")
-    missing = [i for i in chosen if pairs[i][1] is None]
-    beam_out = translate_many(loaded.model, [pairs[i][0] for i in missing], cfg.beam, device)
-    targets = {i: pairs[i][1] for i in chosen if pairs[i][1] is not None} | dict(zip(missing, beam_out))
-    targets = {i: t[: max_tgt - 1] for i, t in targets.items()}
+    task = task_of(loaded)
+    if task == "translation":
+        missing = [i for i in chosen if pairs[i][1] is None]
+        beam_out = translate_many(loaded.model, [pairs[i][0] for i in missing], cfg.beam, device)
+        targets = {i: pairs[i][1] for i in chosen if pairs[i][1] is not None} | dict(zip(missing, beam_out))
+        targets = {i: t[: max_tgt - 1] for i, t in targets.items()}
+        origin = "reference" if pairs[index][1] is not None else f"translation (beam {cfg.beam})"
+    else:  # one text each (a split's "reference" of a monolingual dir is the text itself)
+        pairs = {i: text_pair(task, src) for i, (src, _) in pairs.items()}
+        targets = {i: tgt for i, (_, tgt) in pairs.items()}
+        origin = "text" if task == LANGUAGE_MODELING else ""
     src, tgt = pairs[index][0], targets[index]
-    origin = "reference" if pairs[index][1] is not None else f"translation (beam {cfg.beam})"
-    sentence = Sentence(src, tgt, loaded.src_tok.decode(src), loaded.tgt_tok.decode(tgt), origin)
+    src_text = loaded.src_tok.decode(src)
+    if task != "translation" and cfg.source is not None:  # the text as given: "a <mask>" and "a<mask>" read alike
+        src_text = cfg.source
+    sentence = Sentence(src, tgt, src_text, loaded.tgt_tok.decode(tgt), origin)
 
     main = [label for label, m in models if m is loaded.model][0]
     drawn = {label: capture_sentence(m, src, tgt, device) for label, m in models}

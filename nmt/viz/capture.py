@@ -11,6 +11,12 @@ nmt.models is used, so every family is captured the same way.
 
 When no target is given, the one forced through the model is its own beam translation
 (`translate`, `translate_many`: nmt.generation's search, so the same hypotheses as `nmt generate`).
+
+The monolingual families read one text (`text_ids`): a language model (decoder only) as its
+decoder input, BOS + pieces, teacher-forced (dec_self only: its `encode` has no attention); a
+masked LM (encoder only, no `decode`) as its source, pieces + EOS (enc_self only), with `<mask>`
+read as `nmt fill-mask` reads it. `lm_attention` and `mlm_attention` return one text's maps as
+the `Attention` that `nmt visualize-attn` draws.
 """
 
 from __future__ import annotations
@@ -20,10 +26,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from nmt.checkpoint import Loaded
 from nmt.config import GenerateConfig
 from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.errors import UserError
+from nmt.generation.fill_mask import encode_masked, mask_id
 from nmt.generation.search import translate_batch
+from nmt.viz.plot import Attention
 from nmt.viz.stats import KINDS
+
+LANGUAGE_MODELING, MASKED_LM = "language_modeling", "masked_lm"
 
 
 def capture_batch(
@@ -33,10 +45,13 @@ def capture_batch(
 
     src (B, S), src_pad_mask (B, S) True at padding, tgt_in (B, T) = BOS + pieces. Weights are
     float32 on the CPU; a family returning (B, T, S) for single-head attention gets H = 1.
+    A model without `decode` (an encoder alone: a masked LM) gives its encoder's maps only.
     """
+    dec_attn = None
     with torch.inference_mode():
         memory, enc_attn = model.encode(src, src_pad_mask, need_attn=True)
-        _, _, dec_attn = model.decode(tgt_in, memory, src_pad_mask, None, need_attn=True)
+        if hasattr(model, "decode"):
+            _, _, dec_attn = model.decode(tgt_in, memory, src_pad_mask, None, need_attn=True)
     out: dict[str, list[torch.Tensor]] = {}
     for group in (enc_attn or {}, dec_attn or {}):
         for kind, layers in group.items():
@@ -83,3 +98,64 @@ def translate_many(
             ids = nbest[0].tokens.tolist()
             out.append(ids[:-1] if ids and ids[-1] == EOS else ids)
     return out
+
+
+# ----------------------------------------------------------------------------- one text (LM, masked LM)
+def task_of(loaded: Loaded) -> str:
+    """The task a checkpoint's model serves: translation, language_modeling or masked_lm."""
+    return type(loaded.model_cfg).tasks[0]
+
+
+def text_ids(loaded: Loaded, text: str) -> list[int]:
+    """Piece ids of a text as the model reads it (no specials); `<mask>` as fill-mask reads it for a masked LM."""
+    if task_of(loaded) == MASKED_LM:
+        return encode_masked(loaded.src_tok, text, mask_id(loaded.src_tok))
+    return loaded.src_tok.encode(text)
+
+
+def text_pair(task: str, ids: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(src, tgt) for `capture_sentence` of one text: a language model reads it as its decoder input
+    (BOS + pieces), any other model as its source (pieces + EOS), with no target."""
+    return ([], list(ids)) if task == LANGUAGE_MODELING else (list(ids), [])
+
+
+def text_attention(loaded: Loaded, text: str, device: torch.device | str = "cpu", label: str = "model") -> Attention:
+    """Every self-attention map of one text through a language model (dec_self over BOS + pieces,
+    teacher-forced) or a masked LM (enc_self over pieces + EOS): what `nmt visualize-attn --source TEXT`
+    draws. A text longer than the model's positions is a UserError."""
+    task = task_of(loaded)
+    if task not in (LANGUAGE_MODELING, MASKED_LM):
+        raise UserError(f"architecture {loaded.arch} is a {task} model: give it a source and a target")
+    if not isinstance(text, str):
+        raise UserError(f"attention: text must be a str, got {type(text).__name__}")
+    ids = text_ids(loaded, text)
+    most = loaded.model.max_positions()[0]
+    if len(ids) + 1 > most:
+        raise UserError(f"text has {len(ids)} pieces; the model takes at most {most - 1}")
+    src, tgt = text_pair(task, ids)
+    tok = loaded.src_tok
+    lm = task == LANGUAGE_MODELING
+    return Attention(
+        source="" if lm else text,  # as given: "a <mask>" and "a<mask>" read alike
+        target=tok.decode(tgt) if lm else "",
+        target_origin="text" if lm else "",
+        src_pieces=[] if lm else tok.pieces(src + [EOS]),
+        tgt_in_pieces=tok.pieces([BOS] + tgt) if lm else [],
+        tgt_pieces=tok.pieces(tgt + [EOS]) if lm else [],
+        weights=capture_sentence(loaded.model, src, tgt, device),
+        label=label,
+    )
+
+
+def lm_attention(loaded: Loaded, text: str, device: torch.device | str = "cpu", label: str = "model") -> Attention:
+    """A language model's causal self-attention ("dec_self") of one text, teacher-forced (BOS + pieces)."""
+    if task_of(loaded) != LANGUAGE_MODELING:
+        raise UserError(f"architecture {loaded.arch} is not a language model")
+    return text_attention(loaded, text, device, label)
+
+
+def mlm_attention(loaded: Loaded, text: str, device: torch.device | str = "cpu", label: str = "model") -> Attention:
+    """A masked LM's self-attention ("enc_self") of one text (pieces + EOS)."""
+    if task_of(loaded) != MASKED_LM:
+        raise UserError(f"architecture {loaded.arch} is not a masked language model")
+    return text_attention(loaded, text, device, label)

@@ -37,6 +37,17 @@ Labels: first rule that holds of EOS/BOS sink (eos &ge; 0.5), self / previous to
 (&ge; 0.5), diagonal/monotone (diag &ge; 0.5), focused (max &ge; 0.5), broad (entropy &ge; 0.75), else mixed.</p>"""
 
 
+def sentence_lines(sentence) -> list[tuple[str, str, str]]:
+    """(what, note, text) per line saying what the model read: the source and the target of a
+    translation model, the one text of a language model (teacher-forced) or a masked LM."""
+    if sentence.tgt_origin == "text":
+        return [("text", "(teacher-forced: <s> + pieces)", sentence.tgt_text)]
+    if not sentence.tgt_origin:
+        return [("text", "", sentence.src_text)]
+    teacher = f"({sentence.tgt_origin}, teacher-forced)"
+    return [("source", "", sentence.src_text), ("target", teacher, sentence.tgt_text)]
+
+
 def _figure_html(fig: Figure) -> str:
     data = base64.b64encode(fig.png or b"").decode("ascii")
     cap = html.escape(fig.caption)
@@ -68,12 +79,11 @@ def write_html(path: str, result) -> str:
     s = result.sentence
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>attention: ' + e(s.src_text[:60]) + "</title>",
+        '<html lang="en"><head><meta charset="utf-8"><title>attention: ' + e(sentence_lines(s)[0][2][:60]) + "</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Attention</h1>",
         "<p>architecture <code>" + e(result.arch) + "</code>; models: " + e(", ".join(result.labels)) + "</p>",
-        "<p><b>source</b>: " + e(s.src_text) + "</p>",
-        f"<p><b>target</b> ({e(s.tgt_origin)}, teacher-forced): " + e(s.tgt_text) + "</p>",
+        *[f"<p><b>{e(what)}</b>{' ' * bool(note)}{e(note)}: {e(text)}</p>" for what, note, text in sentence_lines(s)],
         "<h2>Pieces on the axes</h2>",
         *_pieces_html(result.figures),
         f"<h2>Heads in words</h2><p>statistics over {result.n_sentences} sentence(s)</p><ul>",
