@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from nmt.api_args import LN2, SEARCH_OPTIONS, as_texts, config_from_options
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig, check_generate
 from nmt.data.dataset import batch_by_tokens
@@ -36,7 +37,8 @@ from nmt.generation.eval_lm import LMScore, token_nll
 from nmt.generation.generate import translate_lines
 from nmt.generation.output import Stats
 from nmt.generation.prompts import LANGUAGE_MODELING, model_kind
-from nmt.translator import LN2, SEARCH_OPTIONS, _options, _texts
+from nmt.viz.capture import lm_attention
+from nmt.viz.plot import Attention
 
 SCORE_OPTIONS = ("max_tokens", "batch_size")
 
@@ -105,8 +107,8 @@ class LanguageModel:
         GenerateConfig (beam, nbest, lenpen, max_len_a, max_len_b, min_len, no_repeat_ngram_size, unkpen,
         sampling, sampling_topk, sampling_topp, temperature, seed, max_tokens, batch_size, amp,
         chunk_size, workers)."""
-        lines, single = _texts(prompts, "prompts")
-        cfg = _options(GenerateConfig, SEARCH_OPTIONS, options, {"path": self.path, "input": "-"})
+        lines, single = as_texts(prompts, "prompts")
+        cfg = config_from_options(GenerateConfig, SEARCH_OPTIONS, options, {"path": self.path, "input": "-"})
         check_generate(cfg)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise UserError("amp='fp16' needs a CUDA device (use bf16 on CPU)")
@@ -127,8 +129,8 @@ class LanguageModel:
     def score(self, texts: Union[str, Sequence[str]], **options) -> list:
         """Each text scored on its own from BOS: list[ScoredText] in input order (one ScoredText for a str).
         options: max_tokens, batch_size (fields of GenerateConfig)."""
-        lines, single = _texts(texts, "texts")
-        cfg = _options(GenerateConfig, SCORE_OPTIONS, options, {"path": self.path, "input": "-"})
+        lines, single = as_texts(texts, "texts")
+        cfg = config_from_options(GenerateConfig, SCORE_OPTIONS, options, {"path": self.path, "input": "-"})
         check_generate(cfg)
         ids = [self.tok.encode(text.strip()) for text in lines]
         most = min(int(m.max_positions()[1]) for m in self.models)
@@ -154,3 +156,13 @@ class LanguageModel:
         (`score`); options as score's."""
         scored = self.score([texts] if isinstance(texts, str) else texts, **options)
         return LMScore(sum(s.tokens for s in scored), -sum(s.logprob for s in scored)).perplexity
+
+    # ------------------------------------------------------------------------- attention
+    def attention(self, text: str) -> Attention:
+        """The causal self-attention maps ("dec_self", every layer and head) of one text, teacher-forced
+        (BOS + pieces), as `nmt visualize-attn --source TEXT` captures them; draw them with
+        nmt.plot_attention(..., kind="dec_self"). With an ensemble, the first model's attention."""
+        if not isinstance(text, str):
+            raise UserError(f"attention: text must be a str, got {type(text).__name__}")
+        label = os.path.splitext(os.path.basename(self.path.split(":")[0]))[0]
+        return lm_attention(self.loaded[0], text, self.device, label)

@@ -18,12 +18,12 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from nmt.api_args import as_texts, config_from_options
 from nmt.checkpoint import Loaded
 from nmt.config import FillMaskConfig, check_fill_mask
 from nmt.device import process_settings, resolve_device
 from nmt.errors import UserError
 from nmt.generation.fill_mask import FilledText, Filler, fill_mask, load_masked_lm
-from nmt.translator import _options, _texts
 from nmt.viz.capture import mlm_attention
 from nmt.viz.plot import Attention
 
@@ -54,8 +54,8 @@ class MaskFiller:
         """Per text, per `<mask>` in it, the most probable fillers (list[Filler], best first): a list of
         FilledText, or for a single str its FilledText alone. The results of `nmt
         fill-mask` for the same texts. options: topk, batch_size (fields of FillMaskConfig)."""
-        lines, single = _texts(texts, "texts")
-        cfg = _options(FillMaskConfig, FILL_OPTIONS, options, {"path": self.path, "input": "-"})
+        lines, single = as_texts(texts, "texts")
+        cfg = config_from_options(FillMaskConfig, FILL_OPTIONS, options, {"path": self.path, "input": "-"})
         check_fill_mask(cfg)
         with process_settings():
             out = fill_mask(self.model, self.tok, lines, cfg.topk, self.device, cfg.batch_size, lambda i: f"texts[{i}]")

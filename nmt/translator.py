@@ -16,13 +16,13 @@ GenerateConfig and VisualizeConfig, the only home of defaults.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import torch
 
+from nmt.api_args import LN2, SCORE_OPTIONS, SEARCH_OPTIONS, as_texts, config_from_options
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig, VisualizeConfig, check_generate, check_visualize
 from nmt.data.dataset import PairDataset, TokenArray, batch_by_tokens, collate
@@ -38,15 +38,6 @@ from nmt.viz.capture import capture_sentence, translate
 from nmt.viz.plot import Attention
 
 log = logging.getLogger(__name__)
-LN2 = math.log(2)
-
-# GenerateConfig fields a call may set; the others say where text comes from and goes to (the CLI's business).
-SEARCH_OPTIONS = (
-    *("beam", "nbest", "lenpen", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram_size", "unkpen"),
-    *("sampling", "sampling_topk", "sampling_topp", "temperature", "seed"),
-    *("max_tokens", "batch_size", "amp", "chunk_size", "workers"),
-)
-SCORE_OPTIONS = ("lenpen", "max_tokens", "batch_size")
 ATTENTION_OPTIONS = ("beam",)
 
 
@@ -73,38 +64,6 @@ class Scored:
     logprob: float
     score: float
     positional_scores: list[float]
-
-
-def _texts(value, name: str) -> tuple[list[str], bool]:
-    """(sentences, given as one str); anything else than a str or a non-empty list of str is a UserError."""
-    if isinstance(value, str):
-        return [value], True
-    if not isinstance(value, (list, tuple)):
-        raise UserError(f"{name}: give a str or a list of str, got {type(value).__name__}")
-    if not value:
-        raise UserError(f"{name} is empty: give at least one sentence")
-    for i, text in enumerate(value):
-        if not isinstance(text, str):
-            raise UserError(f"{name}[{i}] is a {type(text).__name__}, not a str")
-    return list(value), False
-
-
-def _options(cls: type, allowed: Sequence[str], options: dict, base: dict):
-    """A config of `cls` from the caller's keyword options (only `allowed` ones) over `base`."""
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise UserError(f"unknown option {unknown[0]!r}; valid: {', '.join(allowed)}")
-    defaults = cls(**base)
-    for name, value in options.items():
-        # Python callers are not parsed like flags: a value of another type than the default's is
-        # named here, before check_* compares it with numbers (an int is a float; None an unset int).
-        default = getattr(defaults, name)
-        want = (int,) if default is None else (int, float) if type(default) is float else (type(default),)
-        if not (value is None and default is None) and (
-            not isinstance(value, want) or (isinstance(value, bool) and type(default) is not bool)
-        ):
-            raise UserError(f"option {name}={value!r}: expected {want[-1].__name__}, like the default {default!r}")
-    return cls(**base, **options)
 
 
 class Translator:
@@ -137,7 +96,7 @@ class Translator:
     # ------------------------------------------------------------------------- translate
     def _search_config(self, options: dict) -> GenerateConfig:
         # The text comes from the caller: input "-" stands for it, so that check_generate's rules all apply.
-        cfg = _options(GenerateConfig, SEARCH_OPTIONS, options, {"path": self.path, "input": "-"})
+        cfg = config_from_options(GenerateConfig, SEARCH_OPTIONS, options, {"path": self.path, "input": "-"})
         check_generate(cfg)
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise UserError("amp='fp16' needs a CUDA device (use bf16 on CPU)")
@@ -153,7 +112,7 @@ class Translator:
         sentence); a single str gives its list alone. options: the search fields of GenerateConfig
         (beam, nbest, lenpen, max_len_a, max_len_b, min_len, no_repeat_ngram_size, unkpen, sampling,
         sampling_topk, sampling_topp, temperature, seed, max_tokens, batch_size, amp, chunk_size, workers)."""
-        lines, single = _texts(sentences, "sentences")
+        lines, single = as_texts(sentences, "sentences")
         cfg = self._search_config(options)
         stats, out = Stats(), []
         with process_settings():
@@ -175,11 +134,11 @@ class Translator:
     def score(self, sources: Union[str, Sequence[str]], targets: Union[str, Sequence[str]], **options) -> list:
         """Forced decoding of each (source, target) pair, in batches: list[Scored] in input order (one
         Scored for two str). options: lenpen, max_tokens, batch_size (fields of GenerateConfig)."""
-        srcs, single = _texts(sources, "sources")
-        tgts, single_tgt = _texts(targets, "targets")
+        srcs, single = as_texts(sources, "sources")
+        tgts, single_tgt = as_texts(targets, "targets")
         if single != single_tgt or len(srcs) != len(tgts):
             raise UserError(f"sources and targets differ in length: {len(srcs)} and {len(tgts)} sentences")
-        cfg = _options(GenerateConfig, SCORE_OPTIONS, options, {"path": self.path, "input": "-"})
+        cfg = config_from_options(GenerateConfig, SCORE_OPTIONS, options, {"path": self.path, "input": "-"})
         check_generate(cfg)
         src_ids = [self.src_tok.encode(s.strip()) for s in srcs]
         tgt_ids = [self._target_ids(t.strip()) for t in tgts]
@@ -213,7 +172,7 @@ class Translator:
             raise UserError("attention: source (and target, when given) must be a str")
         first = self.path.split(":")[0]
         base = {"path": first, "source": source, "target": target}
-        cfg = _options(VisualizeConfig, ATTENTION_OPTIONS, options, base)
+        cfg = config_from_options(VisualizeConfig, ATTENTION_OPTIONS, options, base)
         check_visualize(cfg)
         loaded = self.loaded[0]
         model = loaded.model

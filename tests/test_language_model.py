@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from helpers import cli
 from lmfixture import SENTENCES, lm_files, mlm_checkpoint
 
 from nmt import LanguageModel, Translator
+from nmt.config import VisualizeConfig
 from nmt.errors import UserError
+from nmt.viz import attention as V
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,19 @@ def test_perplexity_is_exp_of_the_mean_loss_over_every_token_of_the_texts(lm):
     assert lm.perplexity(texts) == pytest.approx(math.exp(-sum(s.logprob for s in scored) / total), rel=1e-9)
     assert lm.perplexity(SENTENCES[1]) == pytest.approx(scored[0].perplexity, rel=1e-9)
     assert lm.perplexity(SENTENCES[1]) < lm.perplexity("the cat sees a boat")  # it knows its training text
+
+
+def test_attention_is_visualize_attn_capture_and_causal(lm, lm_paths, tmp_path):
+    attn = lm.attention(SENTENCES[2])
+    assert list(attn.weights) == ["dec_self"] and attn.label == "checkpoint_best"
+    w = attn.weights["dec_self"][0]  # (H, T, T): BOS + pieces
+    assert w.shape[0] == 2 and w.shape[1] == w.shape[2] == len(lm.score(SENTENCES[2]).pieces) + 1
+    assert np.allclose(w.sum(axis=-1), 1, atol=1e-5)
+    assert np.all(np.triu(w, k=1) == 0)  # no position attends to a later one
+    cfg = VisualizeConfig(path=str(lm_paths.checkpoint), source=SENTENCES[2], out=str(tmp_path), dpi=30, device="cpu")
+    assert json.dumps(attn.stats()) == json.dumps(V.run(cfg).rows)
+    with pytest.raises(UserError, match="attention: text must be a str"):
+        lm.attention([SENTENCES[2]])
 
 
 @pytest.mark.parametrize(
