@@ -19,7 +19,9 @@ class EvalLMConfig:
         0, "Tokens of preceding context each block sees and does not score (0: blocks start cold)."
     )
     tokens_per_sample: Optional[int] = opt(
-        None, "Tokens scored per block (none: the model's target positions minus --context-window)."
+        None,
+        "Tokens scored per block (none: the training run's --tokens-per-sample, at most the model's positions, "
+        "minus --context-window).",
     )
     max_tokens: int = opt(8000, "Input tokens per batch (blocks with their context; at least one block).")
     device: str = opt("auto", "auto | cpu | cuda.")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nmt.checkpoint import load_model
+from nmt.checkpoint import Loaded, load_model
 from nmt.config import EvalLMConfig, check_eval_lm
 from nmt.data.dataset import TokenArray, read_meta
 from nmt.data.monolingual import lm_blocks, lm_sample, load_text, pad_batch, stream_offsets
@@ -103,6 +103,15 @@ def score_text(model: nn.Module, text: TokenArray, n: int, c: int, cfg: EvalLMCo
     return LMScore(count, float(nll))
 
 
+def trained_block(loaded: Loaded) -> int:
+    """The block length the model was trained on (`nmt train --tokens-per-sample`), or its positions when
+    the checkpoint does not say (a file written outside training). Positions past the trained block were
+    never trained, so scoring longer blocks by default would measure untrained embeddings."""
+    train_cfg = loaded.payload.get("train_state", {}).get("train_config", {})
+    block = train_cfg.get("lm", {}).get("tokens_per_sample") if isinstance(train_cfg, dict) else None
+    return int(block) if isinstance(block, int) and block > 0 else int(loaded.model.max_positions()[1])
+
+
 def run(cfg: EvalLMConfig) -> tuple[LMScore, dict]:
     """`nmt eval-lm`: check, load, score; returns the score and what was scored (subset, N, C)."""
     check_eval_lm(cfg)
@@ -121,7 +130,7 @@ def run(cfg: EvalLMConfig) -> tuple[LMScore, dict]:
     check_data_vocab(cfg.data, meta, loaded)
     positions = int(loaded.model.max_positions()[1])
     c = cfg.context_window
-    n = cfg.tokens_per_sample if cfg.tokens_per_sample is not None else positions - c
+    n = cfg.tokens_per_sample if cfg.tokens_per_sample is not None else min(trained_block(loaded), positions) - c
     if n < 1 or n + c > positions:
         raise UserError(
             f"--tokens-per-sample {n} + --context-window {c} must be between 1 and the model's {positions} positions"

@@ -3,6 +3,7 @@ and the inputs it refuses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -83,9 +84,22 @@ def test_text_report_says_nats_bits_and_perplexity(lm, monkeypatch, capsys):
     score, _ = run(EvalLMConfig(data=str(lm.data), path=str(lm.checkpoint), gen_subset="valid", context_window=4))
     assert code == 0
     assert out.splitlines() == [
-        f"valid: {score.tokens} tokens in blocks of 1020 with 4 tokens of context",
+        # the default block is the training run's --tokens-per-sample (64), less the context
+        f"valid: {score.tokens} tokens in blocks of 60 with 4 tokens of context",
         f"loss {score.loss:.4f} nats/token ({score.bits:.4f} bits), perplexity {score.perplexity:.2f}",
     ]
+
+
+def test_default_block_is_the_trained_one_or_the_positions_when_the_checkpoint_does_not_say(lm, tmp_path):
+    cfg = EvalLMConfig(data=str(lm.data), path=str(lm.checkpoint), gen_subset="valid")
+    default, info = run(cfg)
+    assert info["tokens_per_sample"] == 64
+    assert default == run(dataclasses.replace(cfg, tokens_per_sample=64))[0]
+    payload = torch.load(lm.checkpoint, map_location="cpu", weights_only=False)
+    del payload["train_state"]
+    bare = tmp_path / "bare.pt"
+    torch.save(payload, bare)
+    assert run(dataclasses.replace(cfg, path=str(bare)))[1]["tokens_per_sample"] == 1024
 
 
 @pytest.mark.parametrize(
