@@ -26,7 +26,7 @@ from nmt.models import arch_config
 from nmt.registry import ARCHS
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-ALL = ["quickstart.sh", "multi30k.sh", "iwslt14_de_en.sh", "wmt14_en_de.sh"]
+ALL = ["quickstart.sh", "multi30k.sh", "language_model.sh", "iwslt14_de_en.sh", "wmt14_en_de.sh"]
 DEAD = "http://127.0.0.1:9"  # nothing listens there: curl fails at once
 WMT_ARCHIVES = {
     "WMT14_EUROPARL_URL": "training-parallel-europarl-v7.tgz",
@@ -42,6 +42,12 @@ with open(os.environ["FAKE_LOG"], "a") as f: f.write(json.dumps([os.path.basenam
 if sys.argv[1:2] == ["preprocess"]:  # leave a data directory behind, as the real one does
     os.makedirs(d := sys.argv[sys.argv.index("--destdir") + 1], exist_ok=True)
     open(d + "/meta.json", "w").write("{{}}")
+if sys.argv[1:2] == ["generate"] and "--output" in sys.argv:  # K hypotheses per input line, in order
+    arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+    lines = open(arg("--input", None)).read().splitlines()
+    k = int(arg("--nbest", "1"))
+    hyps = [f"then {{i}} of {{j}}\\n" for i in range(len(lines)) for j in range(k)]
+    open(arg("--output", None), "w").write("".join(hyps))
 """
 
 
@@ -151,6 +157,8 @@ BAD = (
             ({"SAMPLES": "three"}, "SAMPLES"),
         ]
     ]
+    + [("language_model.sh", ["en"], {}, "usage: ")]
+    + [("language_model.sh", [], {var: "0"}, f"error: {var}") for var in ("EPOCHS", "VOCAB", "THREADS")]
     + [
         ("wmt14_en_de.sh", [], env, f"error: {word}")
         for env, word in [
@@ -174,6 +182,7 @@ def test_wrong_arguments_or_settings_exit_2_before_doing_anything(tmp_path, scri
     "script, args, env",
     [
         ("multi30k.sh", ["en", "de"], {"MULTI30K_URL": DEAD}),
+        ("language_model.sh", [], {"MULTI30K_URL": DEAD}),
         ("iwslt14_de_en.sh", [], {"IWSLT14_URL": f"{DEAD}/de-en.tgz"}),
         ("wmt14_en_de.sh", [], WMT_DEAD),
     ],
@@ -347,6 +356,51 @@ def test_multi30k_without_an_epoch_checkpoint_stops_before_averaging(tmp_path):
     line = one_error_line(run(tmp_path, "multi30k.sh", "en", "de", NMT_DATA_DIR=str(local)))
     assert "no epoch checkpoint" in line and "raise HOURS" in line
     assert [c[1] for c in calls(tmp_path)] == ["preprocess", "train"]
+
+
+# ------------------------------------------------------------------ language_model.sh end to end (fake nmt)
+def test_language_model_trains_both_models_and_runs_every_step(tmp_path):
+    proc = run(tmp_path, "language_model.sh", NMT_DATA_DIR=str(m30k_copy(tmp_path, ("en",))), EPOCHS="3")
+    assert proc.returncode == 0, proc.stderr
+    steps = [c[1] for c in calls(tmp_path)]
+    assert (
+        steps
+        == ["preprocess", "train", "train", *["eval-lm"] * 3, *["generate"] * 4, "fill-mask"] + ["visualize-attn"] * 2
+    )
+    pre = preprocess_argv(tmp_path)
+    assert "--only-source" in pre and pre[pre.index("--source-lang") + 1] == "en" and "--target-lang" not in pre
+    trains = [parse_train_args(c[2:])[0] for c in calls(tmp_path) if c[1] == "train"]
+    assert [(t.task, t.arch, t.max_epoch, t.lm.tokens_per_sample, t.label_smoothing) for t in trains] == [
+        ("language_modeling", "transformer_lm_tiny", 3, 128, 0.0),
+        ("masked_lm", "mlm_tiny", 3, 128, 0.0),
+    ]
+    assert all(t.save_init_checkpoint for t in trains)  # the heatmaps compare against it
+    out = tmp_path / "work" / "out"
+    prompts = (out / "prompts.txt").read_text().splitlines()
+    # each prompt beside its own continuations: the fake writes "then I of J" for prompt I, sample J
+    assert (out / "topp.txt").read_text().splitlines() == [
+        f"{p} then {i} of {j}" for i, p in enumerate(prompts) for j in range(3)
+    ]
+    assert (out / "greedy.txt").read_text().splitlines() == [f"{p} then {i} of 0" for i, p in enumerate(prompts)]
+    fill = [c for c in calls(tmp_path) if c[1] == "fill-mask"][0]
+    assert fill[fill.index("--input") + 1] == str(out / "masked.txt")
+    assert all("<mask>" in line for line in (out / "masked.txt").read_text().splitlines())
+
+
+def test_language_model_texts_are_not_corpus_sentences():
+    corpus = Path(__file__).resolve().parents[3] / "shared" / "data" / "multi30k"
+    if not corpus.is_dir():
+        pytest.skip("no local Multi30k copy")
+    captions = {
+        line.strip().lower() for f in corpus.glob("*.en") for line in f.read_text(encoding="utf-8").splitlines()
+    }
+    text = (RECIPES / "language_model.sh").read_text()
+    written = re.findall(r"<< 'TEXT'\n(.*?)\nTEXT\n", text, flags=re.S)
+    ours = [line for block in written for line in block.splitlines()] + re.findall(r'--source "([^"]+)"', text)
+    assert len(ours) == 13
+    for line in ours:  # a masked sentence is checked with each word that fills a mask in the corpus
+        pattern = re.compile(re.escape(line.lower()).replace(re.escape("<mask>"), r"\S+") + "$")
+        assert not any(pattern.match(c) for c in captions), line
 
 
 # ------------------------------------------------------------------ iwslt14_de_en.sh end to end (fake nmt)
@@ -555,7 +609,8 @@ def test_every_flag_the_recipes_pass_exists(script):
     assert len(trains) == 1, found
     arch = re.search(r"--arch\s+(\S+)", trains[0]).group(1)  # a variable ("$ARCH"): any registered arch
     archs = list(ARCHS) if "$" in arch else [arch]
-    valid = {f.name for cls in (C.TrainConfig, C.OptimConfig) for f in dataclasses.fields(cls)} | {
+    configs = (C.TrainConfig, C.OptimConfig, C.LanguageModelConfig)
+    valid = {f.name for cls in configs for f in dataclasses.fields(cls)} | {
         f.name for a in archs for f in dataclasses.fields(arch_config(a))
     }
     flags = re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", trains[0])

@@ -4,6 +4,9 @@ refuse a model or data made for another task before writing anything, and leave 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -72,6 +75,24 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(task, mono_dir, tmp_pa
     assert a["data_meta"]["tasks"] == ["language_modeling", "masked_lm"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, amp", [("language_modeling", "none"), ("masked_lm", "none"), ("masked_lm", "bf16")])
+def test_ddp_two_gloo_processes_equal_one_process_with_two_batches_an_update(task, amp, mono_dir, tmp_path):
+    no_dropout = ("--dropout", "0", "--attention-dropout", "0")  # dropout masks would differ between the runs
+    common = _args(task, mono_dir, "X", "--max-update", "4", *no_dropout, "--device", "cpu", "--amp", amp)
+    one = [a if a != "X" else str(tmp_path / "one") for a in common] + ["--update-freq", "2"]
+    two = [a if a != "X" else str(tmp_path / "two") for a in common]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29523"]
+    r = subprocess.run([*launch, "-m", "nmt", "train", *two], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = ckpt.load(str(tmp_path / "one" / "checkpoint_last.pt"))["model"]
+    b = ckpt.load(str(tmp_path / "two" / "checkpoint_last.pt"))["model"]
+    for k in a:  # the same blocks or masked sentences, split over ranks instead of over two batches
+        assert torch.allclose(a[k], b[k], atol=1e-5 if amp == "none" else 2e-3), k
 
 
 @pytest.mark.parametrize(
