@@ -225,37 +225,35 @@ def description(loaded: Loaded, quantization: str, checkpoint: str) -> dict:
 
 def readme(info: dict) -> str:
     """README.md of the exported directory: how it was made and the lines that translate with it."""
-    spm = info["tokenizer"] == "sentencepiece"
-    encode = "sp_src.encode(line, out_type=str)" if spm else "line.split()"
-    decode = "sp_tgt.decode(pieces)" if spm else '" ".join(pieces)'
-    load = (
-        'sp_src = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "source.spm"))\n'
-        'sp_tgt = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "target.spm"))\n'
-        if spm
-        else ""
-    )
+    if info["tokenizer"] == "sentencepiece":
+        imports = "import ctranslate2\nimport sentencepiece as spm\n"
+        load = (
+            'sp_src = spm.SentencePieceProcessor(model_file="source.spm")\n'
+            'sp_tgt = spm.SentencePieceProcessor(model_file="target.spm")\n'
+        )
+        encode, decode = "sp_src.encode(line, out_type=str)", "sp_tgt.decode(r.hypotheses[0])"
+    else:  # a word vocabulary: text that is already tokenized
+        imports, load = "import ctranslate2\n", ""
+        encode, decode = "line.split()", '" ".join(r.hypotheses[0])'
+    max_in, max_out = info["max_source_positions"], min(201, info["max_target_positions"])
     return f"""# {info["source_lang"]}->{info["target_lang"]} translation model for CTranslate2
 
-Exported by {info["exported_by"]} from `{info["checkpoint"]}` (arch `{info["arch"]}`), weights
-{info["quantization"]}, with CTranslate2 {info["ctranslate2_version"]}. `nmt_export.json` records the details.
+Exported by {info["exported_by"]} from `{info["checkpoint"]}` (arch `{info["arch"]}`) with
+CTranslate2 {info["ctranslate2_version"]}, {info["quantization"]} weights; `nmt_export.json` has the details.
+Run from this directory:
 
 ```python
-import os
-import ctranslate2
-{"import sentencepiece as spm" if spm else ""}
-
-model_dir = "."  # this directory
-translator = ctranslate2.Translator(model_dir, device="cpu")
+{imports}
+translator = ctranslate2.Translator(".", device="cpu")
 {load}lines = ["..."]
-tokens = [{encode} for line in lines]  # pieces only: the model appends </s> itself
-results = translator.translate_batch(tokens, beam_size=5, max_input_length={info["max_source_positions"]},
-                                     max_decoding_length={min(256, info["max_target_positions"])})
+tokens = [{encode} for line in lines]  # no </s>: the model appends it
+results = translator.translate_batch(tokens, beam_size=5, max_input_length={max_in}, max_decoding_length={max_out})
 for r in results:
-    pieces = r.hypotheses[0]
     print({decode})
 ```
 
-Keep `max_input_length` at most {info["max_source_positions"]} (nmt truncates longer sources to that
-length too) and `max_decoding_length` at most {info["max_target_positions"]}: the model has position
-embeddings for that many tokens only. Scores and length penalties: see nmt's docs/deploy.md.
+`max_input_length` {max_in} truncates a longer source as nmt does (its first pieces and </s>), and
+`max_decoding_length` may reach {info["max_target_positions"]}: the model has positions for that
+many tokens. How CTranslate2's search options map to nmt's (length penalty, limits, scores): nmt's
+docs/deploy.md.
 """
