@@ -40,3 +40,7 @@ def check_export(cfg: ExportConfig) -> None:
     check_output(cfg.out, "--out", "dir")
     nonempty = os.path.isdir(cfg.out) and bool(os.listdir(cfg.out))
     require(cfg.force or not nonempty, f"--out {cfg.out} exists and is not empty; use --force to replace it")
+    out = os.path.abspath(cfg.out)
+    for what, inside in (("the checkpoint", os.path.abspath(cfg.path)), ("the current directory", os.getcwd())):
+        # --force replaces --out whole: never with what it holds
+        require(os.path.commonpath([out, inside]) != out, f"--out {cfg.out} holds {what}; choose another directory")
