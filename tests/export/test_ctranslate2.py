@@ -53,16 +53,18 @@ VARIANTS = {
     ),
     "trimmed-shared-prenorm": ("trimmed", ["--share-all-embeddings", "--normalize-before"]),
     "trimmed-untied-learned": ("trimmed", ["--learned-pos"]),
+    "words-prenorm-tied": ("words", ["--normalize-before", "--share-decoder-input-output-embed"]),
 }
 
 
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def data_dirs(toy_raw_dir, toy_data_dir, tmp_path_factory) -> dict[str, Path]:
-    """The shared joined data dir, and the corpus with separate dictionaries and with a trimmed target vocabulary."""
+    """The shared joined data dir, and the corpus with separate dictionaries, a trimmed target vocabulary, words."""
     root = tmp_path_factory.mktemp("ct2_data")
     dirs = {"joined": toy_data_dir}
-    for kind, extra in (("separate", dict(joined_dictionary=False, vocab_size=150)), ("trimmed", {})):
+    kinds = {"separate": dict(joined_dictionary=False, vocab_size=150), "trimmed": {}, "words": dict(tokenizer="none")}
+    for kind, extra in kinds.items():
         cfg = dict(joined_dictionary=True, vocab_size=300, trim_target_vocab=kind == "trimmed") | extra
         prefixes = dict(trainpref=str(toy_raw_dir / "train"), validpref=str(toy_raw_dir / "valid"))
         dest = root / kind
@@ -96,8 +98,11 @@ def lines(toy_raw_dir) -> list[str]:
 
 def _ct2_translate(model_dir: str, lines: list[str], beam: int, **options) -> list:
     translator = ctranslate2.Translator(model_dir, device="cpu", intra_threads=1)
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "source.spm"))
-    tokens = [sp.encode(line, out_type=str) for line in lines]
+    if os.path.exists(os.path.join(model_dir, "source.spm")):
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, "source.spm"))
+        tokens = [sp.encode(line, out_type=str) for line in lines]
+    else:  # a word vocabulary
+        tokens = [line.split() for line in lines]
     return translator.translate_batch(
         tokens,
         beam_size=beam,
@@ -160,6 +165,14 @@ def test_separate_dictionaries_keep_two_vocabularies(trained, tmp_path):
     export(ExportConfig(path=trained["separate-tied-gelu-sizes"], out=str(out)))
     assert (out / "source_vocabulary.json").exists() and (out / "target_vocabulary.json").exists()
     assert (out / "source.spm").read_bytes() != (out / "target.spm").read_bytes()
+
+
+def test_word_vocabulary_exports_without_sentencepiece(trained, tmp_path):
+    out = tmp_path / "ct2"
+    export(ExportConfig(path=trained["words-prenorm-tied"], out=str(out)))
+    assert not list(out.glob("*.spm"))
+    assert "line.split()" in (out / "README.md").read_text(encoding="utf-8")
+    assert json.loads((out / "nmt_export.json").read_text(encoding="utf-8"))["tokenizer"] == "word"
 
 
 def _python_block(text: str) -> str:
