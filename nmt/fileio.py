@@ -3,13 +3,15 @@
 The data goes to a temporary file in the target's directory (same filesystem, so the final
 rename is atomic), is flushed and fsynced, then renamed over the target; the directory is
 fsynced so the rename itself survives a crash. On any error the temporary file is removed
-and the previous target, if any, is left exactly as it was.
+and the previous target, if any, is left exactly as it was. A whole output directory
+(`atomic_dir`) is filled under a temporary name beside its target and renamed the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from typing import IO, Iterator, Literal, Optional
@@ -51,6 +53,47 @@ def atomic_write(path: str, mode: str = "wb", suffix: str = "", encoding: str | 
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str) -> Iterator[str]:
+    """A temporary directory next to `path` to fill; on a clean exit it becomes `path`.
+
+    A directory already at `path` is moved aside, then removed once the new one is in place (put
+    back if the rename fails), so `path` holds the old directory or the new one, whole. Missing
+    parents are created. On any error the temporary directory is removed and `path` is untouched.
+    """
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary directory
+        for root, _, files in os.walk(tmp):  # the files are durable before the rename publishes them
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    os.fsync(f.fileno())
+        _publish_dir(tmp, full)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(parent)
+
+
+def _publish_dir(tmp: str, full: str) -> None:
+    """Rename the finished directory `tmp` to `full`, replacing a directory there."""
+    if not os.path.exists(full):
+        os.rename(tmp, full)
+        return
+    old = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=os.path.dirname(full))
+    os.rename(full, os.path.join(old, "d"))
+    try:
+        os.rename(tmp, full)
+    except OSError:
+        os.rename(os.path.join(old, "d"), full)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def fsync_dir(directory: str) -> None:

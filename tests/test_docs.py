@@ -79,6 +79,7 @@ def test_every_config_field_is_documented(page, classes):
         ("docs/generation.md", ("generate", "interactive", "score", "average-checkpoints", "eval-lm")),
         ("docs/visualization.md", ("visualize-attn",)),
         ("docs/fill-mask.md", ("fill-mask",)),
+        ("docs/deploy.md", ("export",)),
     ],
 )
 def test_every_command_option_is_documented(page, commands):

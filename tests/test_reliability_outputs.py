@@ -58,6 +58,7 @@ def commands(toy_raw_dir, toy_data_dir, model) -> dict[str, tuple[str, str, list
             ["preprocess", "-s", "en", "-t", "fr", "--trainpref", str(toy_raw_dir / "train"), "--vocab-size", "100"],
         ),
         "train": ("--save-dir", "dir", ["train", str(toy_data_dir), *TINY_TRAIN, "--max-update", "1"]),
+        "export": ("--out", "dir", ["export", "--path", model]),
         "tensorboard": (
             "--tensorboard-logdir",
             "dir",
@@ -71,7 +72,7 @@ CASES = ["is-a-directory-or-file", "missing-parent", "parent-is-a-file", "read-o
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize(
-    "command", ["generate", "average", "visualize", "toy-data", "preprocess", "train", "tensorboard"]
+    "command", ["generate", "average", "visualize", "toy-data", "preprocess", "train", "tensorboard", "export"]
 )
 def test_unwritable_output_is_one_line_exit_2_and_leaves_nothing(
     command, case, toy_raw_dir, toy_data_dir, tiny_model, tmp_path, monkeypatch, capsys, request

@@ -7,6 +7,7 @@ generate    generate, interactive, average-checkpoints, score
 lm          eval-lm
 visualize   visualize-attn
 mlm         fill-mask
+export      export
 
 Errors a user can cause arrive as `UserError` and leave as one line on stderr with exit code 2.
 """
@@ -19,6 +20,7 @@ from nmt.cli import generate as _generate  # noqa: F401
 from nmt.cli import lm as _lm  # noqa: F401
 from nmt.cli import visualize as _visualize  # noqa: F401
 from nmt.cli import mlm as _mlm  # noqa: F401
+from nmt.cli import export as _export  # noqa: F401
 
 # isort: on
 from nmt.cli.app import app, main

@@ -9,11 +9,13 @@ generate    `nmt generate`, `nmt interactive`, `nmt score`, `nmt average-checkpo
 lm          `nmt eval-lm`
 visualize   `nmt visualize-attn`
 mlm         `nmt fill-mask`
+export      `nmt export`
 
 Each command's flags are checked in one place: the `check_*` function beside its config.
 """
 
 from nmt.config.data import TOY_PAIRS, PreprocessConfig, ToyDataConfig, check_preprocess, check_toy_data
+from nmt.config.export import EXPORT_FORMATS, QUANTIZATIONS, ExportConfig, check_export
 from nmt.config.fields import (
     apply_overrides,
     asdict,
@@ -54,6 +56,8 @@ from nmt.config.visualize import FIGURE_FORMATS, VisualizeConfig, check_visualiz
 __all__ = [
     "AverageConfig",
     "EvalLMConfig",
+    "EXPORT_FORMATS",
+    "ExportConfig",
     "FIGURE_FORMATS",
     "FILL_MASK_FORMATS",
     "FillMaskConfig",
@@ -63,6 +67,7 @@ __all__ = [
     "LSTMConfig",
     "MODEL_CONFIGS",
     "POST_PROCESS",
+    "QUANTIZATIONS",
     "OptimConfig",
     "PreprocessConfig",
     "SAMPLE_BREAK_MODES",
@@ -78,6 +83,7 @@ __all__ = [
     "asdict",
     "check_average",
     "check_eval_lm",
+    "check_export",
     "check_fill_mask",
     "check_generate",
     "check_interactive",
