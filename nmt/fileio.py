@@ -74,15 +74,16 @@ def atomic_dir(path: str) -> Iterator[str]:
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     os.fsync(f.fileno())
-        _publish_dir(tmp, full)
+        publish_dir(tmp, full)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(parent)
 
 
-def _publish_dir(tmp: str, full: str) -> None:
-    """Rename the finished directory `tmp` to `full`, replacing a directory there."""
+def publish_dir(tmp: str, full: str) -> None:
+    """Rename the finished directory `tmp` to `full` (same filesystem), replacing a directory there: the
+    old one is moved aside first and put back if the rename fails, then removed."""
     if not os.path.exists(full):
         os.rename(tmp, full)
         return

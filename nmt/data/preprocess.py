@@ -40,6 +40,7 @@ from nmt.data.tokenizer import (
     train_sentencepiece,
 )
 from nmt.errors import UserError
+from nmt.fileio import publish_dir
 
 SCAN_BLOCK = 1 << 20
 
@@ -192,22 +193,6 @@ def _make_parents(path: str) -> Optional[str]:
     return top
 
 
-def _publish(work: str, destdir: str) -> None:
-    """Move the finished `work` dir to `destdir`, replacing what was there (already allowed)."""
-    destdir = os.path.abspath(destdir)
-    if not os.path.exists(destdir):
-        os.rename(work, destdir)
-        return
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(destdir)}.old-", dir=os.path.dirname(destdir))
-    os.rename(destdir, os.path.join(old, "d"))
-    try:
-        os.rename(work, destdir)
-    except OSError:
-        os.rename(os.path.join(old, "d"), destdir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict:
     """Run the whole preprocessing; returns the meta.json dict written to `cfg.destdir`."""
     # A table needs ~90 columns; rich assumes 80 when stderr is a pipe or a file.
@@ -232,7 +217,7 @@ def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict
     os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary directory
     try:
         meta = _build(cfg, splits, work)
-        _publish(work, cfg.destdir)
+        publish_dir(work, os.path.abspath(cfg.destdir))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         if created:
