@@ -28,6 +28,7 @@ from nmt.config.fields import (
 )
 from nmt.config.generate import (
     POST_PROCESS,
+    QUANTIZE,
     AverageConfig,
     GenerateConfig,
     InteractiveConfig,
@@ -63,6 +64,7 @@ __all__ = [
     "LSTMConfig",
     "MODEL_CONFIGS",
     "POST_PROCESS",
+    "QUANTIZE",
     "OptimConfig",
     "PreprocessConfig",
     "SAMPLE_BREAK_MODES",
