@@ -1,4 +1,4 @@
-"""What the Python API classes share: their texts argument and their keyword options.
+"""What the Python API classes share: their texts argument, their keyword options and `quantize=`.
 
 Translator, LanguageModel and MaskFiller take a str or a list of str, and keyword options that
 become a command's config (GenerateConfig, FillMaskConfig, ...), then go through that command's
@@ -8,8 +8,11 @@ check_*; these functions are the one way they do it, so all three refuse bad inp
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
+import torch
+
+from nmt.config import QUANTIZE, GenerateConfig
 from nmt.errors import UserError
 
 LN2 = math.log(2)
@@ -35,6 +38,18 @@ def as_texts(value, name: str) -> tuple[list[str], bool]:
         if not isinstance(text, str):
             raise UserError(f"{name}[{i}] is a {type(text).__name__}, not a str")
     return list(value), False
+
+
+def quantize_option(value: Optional[str], device: torch.device) -> str:
+    """The quantize= of a load() on `device`: None is GenerateConfig's default (none); anything but one of
+    QUANTIZE, or int8 off the CPU, is a UserError."""
+    if value is None:
+        return GenerateConfig().quantize
+    if not isinstance(value, str) or value not in QUANTIZE:
+        raise UserError(f"quantize={value!r}: expected one of {', '.join(QUANTIZE)}")
+    if value != "none" and device.type != "cpu":
+        raise UserError(f"quantize={value!r} runs on CPU, not {device.type}: load with device='cpu'")
+    return value
 
 
 def config_from_options(cls: type, allowed: Sequence[str], options: dict, base: dict):

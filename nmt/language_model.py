@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from nmt.api_args import LN2, SEARCH_OPTIONS, as_texts, config_from_options
+from nmt.api_args import LN2, SEARCH_OPTIONS, as_texts, config_from_options, quantize_option
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig, check_generate
 from nmt.data.dataset import batch_by_tokens
@@ -34,7 +34,7 @@ from nmt.device import process_settings, resolve_device
 from nmt.errors import UserError
 from nmt.generation.decoding import Hypothesis
 from nmt.generation.eval_lm import LMScore, token_nll
-from nmt.generation.generate import translate_lines
+from nmt.generation.generate import decoding_models, translate_lines
 from nmt.generation.output import Stats
 from nmt.generation.prompts import LANGUAGE_MODELING, model_kind
 from nmt.viz.capture import lm_attention
@@ -81,18 +81,25 @@ class LanguageModel:
 
     @classmethod
     def load(
-        cls, path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], device: Optional[str] = None
+        cls,
+        path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+        device: Optional[str] = None,
+        quantize: Optional[str] = None,
     ) -> "LanguageModel":
         """path: a checkpoint, "a.pt:b.pt" or a list of checkpoints (an ensemble); device: auto | cpu | cuda
-        (None: GenerateConfig's default, auto). A translation or masked-LM checkpoint is a UserError."""
+        (None: GenerateConfig's default, auto);
+        quantize: none | int8 (None: GenerateConfig's default, none), as `nmt generate --quantize`: int8 linear
+        layers, on CPU only. A translation or masked-LM checkpoint is a UserError."""
         paths = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
         joined = ":".join(paths)
         if not any(joined.split(":")):
             raise UserError("path names no checkpoint")
         resolved = resolve_device(device or GenerateConfig().device)
+        quantize = quantize_option(quantize, resolved)
         loaded = load_models(joined, resolved)
         if model_kind(loaded, joined) != LANGUAGE_MODELING:
             raise UserError(f"{joined} is a translation model: load it with nmt.Translator")
+        decoding_models(loaded, quantize)  # in place: every method then uses the int8 models
         return cls(joined, loaded, resolved)
 
     # ------------------------------------------------------------------------- generate

@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from nmt.api_args import LN2, SCORE_OPTIONS, SEARCH_OPTIONS, as_texts, config_from_options
+from nmt.api_args import LN2, SCORE_OPTIONS, SEARCH_OPTIONS, as_texts, config_from_options, quantize_option
 from nmt.checkpoint import load_models
 from nmt.config import GenerateConfig, VisualizeConfig, check_generate, check_visualize
 from nmt.data.dataset import PairDataset, TokenArray, batch_by_tokens, collate
@@ -31,7 +31,7 @@ from nmt.device import process_settings, resolve_device
 from nmt.errors import UserError
 from nmt.generation.decoding import Hypothesis
 from nmt.generation.forced import forced_lprobs, sequence_scores
-from nmt.generation.generate import translate_lines
+from nmt.generation.generate import decoding_models, translate_lines
 from nmt.generation.output import Stats
 from nmt.generation.prompts import TRANSLATION, model_kind
 from nmt.viz.capture import capture_sentence, translate
@@ -78,19 +78,26 @@ class Translator:
 
     @classmethod
     def load(
-        cls, path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], device: Optional[str] = None
+        cls,
+        path: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+        device: Optional[str] = None,
+        quantize: Optional[str] = None,
     ) -> "Translator":
         """path: a checkpoint, "a.pt:b.pt" or a list of checkpoints (an ensemble); device: auto | cpu | cuda
-        (None: GenerateConfig's default, auto)."""
+        (None: GenerateConfig's default, auto);
+        quantize: none | int8 (None: GenerateConfig's default, none), as `nmt generate --quantize`: int8 linear
+        layers, on CPU only."""
         paths = [os.fspath(p) for p in path] if isinstance(path, (list, tuple)) else [os.fspath(path)]
         joined = ":".join(paths)
         if not any(joined.split(":")):
             raise UserError("path names no checkpoint")
         device_name = device or GenerateConfig().device
         resolved = resolve_device(device_name)
+        quantize = quantize_option(quantize, resolved)
         loaded = load_models(joined, resolved)
         if model_kind(loaded, joined) != TRANSLATION:  # a masked LM is refused by model_kind itself
             raise UserError(f"{joined} is a language model: load it with nmt.LanguageModel")
+        decoding_models(loaded, quantize)  # in place: every method then uses the int8 models
         return cls(joined, loaded, resolved)
 
     # ------------------------------------------------------------------------- translate

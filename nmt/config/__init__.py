@@ -30,6 +30,7 @@ from nmt.config.fields import (
 )
 from nmt.config.generate import (
     POST_PROCESS,
+    QUANTIZE,
     AverageConfig,
     GenerateConfig,
     InteractiveConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "MODEL_CONFIGS",
     "POST_PROCESS",
     "QUANTIZATIONS",
+    "QUANTIZE",
     "OptimConfig",
     "PreprocessConfig",
     "SAMPLE_BREAK_MODES",

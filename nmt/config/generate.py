@@ -12,6 +12,8 @@ from nmt.fileio import check_output
 # What `--post-process` (alias `--remove-bpe`) accepts: fairseq's name for SentencePiece output,
 # the only subword scheme the checkpoints' tokenizers produce.
 POST_PROCESS = ("none", "sentencepiece")
+# What `--quantize` accepts (nmt.models.quantize): float weights, or int8 linear layers on CPU.
+QUANTIZE = ("none", "int8")
 
 
 @dataclass
@@ -37,6 +39,11 @@ class GenerateConfig:
     batch_size: Optional[int] = opt(None, "Cap on sentences per batch.")
     device: str = opt("auto", "auto | cpu | cuda.")
     amp: str = opt("none", "Mixed precision: none | bf16 | fp16 (fp16 needs CUDA).")
+    quantize: str = opt(
+        "none",
+        "Weights of the linear layers, the output layer included: none (as trained) | int8 (CPU only; "
+        "embeddings, norms and an LSTM's recurrent weights stay float).",
+    )
     path: str = opt("", "Checkpoint; a.pt:b.pt for an ensemble.")
     data: Optional[str] = opt(None, "Binarized data dir: translate --gen-subset and score it.")
     gen_subset: str = opt("test", "Split of DATA_DIR.")
@@ -90,6 +97,8 @@ def check_search(cfg: GenerateConfig) -> None:
     _check(cfg.workers >= 1, "--workers", cfg.workers, ">= 1")
     _check(cfg.device in ("auto", "cpu", "cuda"), "--device", cfg.device, "one of auto, cpu, cuda")
     _check(cfg.amp in ("none", "bf16", "fp16"), "--amp", cfg.amp, "one of none, bf16, fp16")
+    _check(cfg.quantize in QUANTIZE, "--quantize", cfg.quantize, "one of " + ", ".join(QUANTIZE))
+    require(cfg.quantize == "none" or cfg.device != "cuda", f"--quantize {cfg.quantize} runs on CPU: use --device cpu")
     _check(cfg.format in ("plain", "fairseq"), "--format", cfg.format, "one of plain, fairseq")
     _check(cfg.post_process in POST_PROCESS, "--post-process", cfg.post_process, "one of " + ", ".join(POST_PROCESS))
     require(not cfg.print_alignment or cfg.format == "fairseq", "--print-alignment needs --format fairseq")

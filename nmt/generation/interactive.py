@@ -17,6 +17,7 @@ from typing import BinaryIO, Iterable, Optional, TextIO
 from nmt.checkpoint import load_models
 from nmt.config import InteractiveConfig, check_interactive
 from nmt.generation.generate import (
+    decoding_models,
     generation_kind,
     generation_settings,
     max_source_positions,
@@ -36,8 +37,8 @@ def run(cfg: InteractiveConfig, stdin: Optional[Iterable[bytes]] = None, stdout:
     out = sys.stdout if stdout is None else stdout
     with generation_settings(gen) as device:
         loaded = load_models(gen.path, device)
-        models = [item.model.eval() for item in loaded]
         prompts = generation_kind(loaded, gen) != TRANSLATION  # a language model continues each line
+        models = decoding_models(loaded, gen.quantize)
         stats = Stats(max_source_positions=max_source_positions(models), prompts=prompts)
         lines = read_lines(stream, "stdin")
         write_translations(models, lines, loaded[0].src_tok, loaded[0].tgt_tok, gen, device, stats, out)

@@ -11,6 +11,7 @@ lstm            the LSTM family's model and its named architectures
 lstm_encoder    the LSTM encoder and the bridge to the decoder's initial states
 lstm_decoder    the LSTM decoder (input feeding, scheduled sampling)
 lstm_attention  the attention variants of the LSTM decoder
+quantize        int8 decoding on CPU: the linear layers, the output layer included, with int8 weights
 
 Importing this package registers every family and architecture (explicit imports, no discovery).
 """

@@ -149,8 +149,17 @@ class TransformerDecoder(nn.Module):
         attn: Optional[AttentionMaps] = None
         if need_attn:
             attn = {"dec_self": w_self, "cross": w_cross} if self.cross_attention else {"dec_self": w_self}
-        out = F.linear(x, self.output_weight()) if project else x
+        out = self.logits(x) if project else x
         return out, {"steps": steps + T, "layers": layers}, attn
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Features (B, T, D) -> logits (B, T, V).
+
+        The output layer is called as a module when it is one, so that a module put in its place
+        (int8 decoding, nmt.models.quantize) computes the logits; its forward is F.linear(x, weight)."""
+        if self.output_projection is None:
+            return F.linear(x, self.output_weight())
+        return self.output_projection(x)
 
 
 class TransformerModel(nn.Module):
