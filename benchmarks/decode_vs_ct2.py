@@ -30,17 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import ctranslate2
-import sacrebleu
-import torch
-
-from nmt.checkpoint import load_model
-from nmt.config import ExportConfig, GenerateConfig
-from nmt.data.dataset import PairDataset, TokenArray
-from nmt.data.tokenizer import EOS
-from nmt.export.run import export
-from nmt.generation.generate import translate_pairs
-from nmt.models.quantize import quantize_int8
+# torch and nmt are imported where they are used: a child measuring CTranslate2's memory loads
+# ctranslate2 alone, as a deployment with it would.
 
 DEFAULT_DATA = Path(os.environ.get("MULTI30K", Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"))
 VARIANTS = ("nmt fp32", "nmt int8", "ct2 fp32", "ct2 int8")
@@ -56,9 +47,14 @@ class Decoder:
         engine, precision = name.split()
         self.engine = engine
         if engine == "nmt":
+            from nmt.checkpoint import load_model
+            from nmt.models.quantize import quantize_int8
+
             model = load_model(ckpt, "cpu").model.eval()
             self.model = quantize_int8(model) if precision == "int8" else model
         else:
+            import ctranslate2
+
             compute = "float32" if precision == "fp32" else "int8"
             self.translators = {}  # per thread count: CTranslate2 fixes its threads when it loads
             self.load = lambda threads: ctranslate2.Translator(
@@ -69,6 +65,13 @@ class Decoder:
 
     def run(self, ids: list[list[int]], pieces: list[list[str]], beam: int, threads: int) -> list[list[int]]:
         if self.engine == "nmt":
+            import torch
+
+            from nmt.config import GenerateConfig
+            from nmt.data.dataset import PairDataset, TokenArray
+            from nmt.data.tokenizer import EOS
+            from nmt.generation.generate import translate_pairs
+
             torch.set_num_threads(threads)
             cfg = GenerateConfig(
                 beam=beam, lenpen=self.lenpen, max_len_a=0, max_len_b=MAX_LEN, max_tokens=self.max_tokens
@@ -93,6 +96,8 @@ class Decoder:
 
 def source(args, ckpt: str):
     """The checkpoint, the source sentences as ids and as pieces, and the references."""
+    from nmt.checkpoint import load_model
+
     loaded = load_model(ckpt, "cpu")
     data = Path(args.data)
     src = args.src or data / f"test2016.{loaded.meta['source_lang']}"
@@ -109,12 +114,48 @@ def as_ids(loaded, out: list) -> list[list[int]]:
     return [t if not t or isinstance(t[0], int) else [loaded.tgt_tok.piece_to_id(p) for p in t] for t in out]
 
 
-def peak_rss_mb(args, name: str, beam: int, threads: int) -> float:
-    cmd = [sys.executable, __file__, args.checkpoint, "--data", args.data, "--max-tokens", str(args.max_tokens)]
-    cmd += ["--src", str(args.src), "--ref", str(args.ref)] if args.src else []
-    cmd += ["--lenpen", str(args.lenpen), "--memory-of", f"{name}|{beam}|{threads}"]
+def peak_rss_mb(args, inputs: str, ct2_dir: str, name: str, beam: int, threads: int) -> float:
+    """Peak resident memory of a child process that loads one variant and translates the set once."""
+    cmd = [
+        sys.executable,
+        __file__,
+        args.checkpoint,
+        "--max-tokens",
+        str(args.max_tokens),
+        "--lenpen",
+        str(args.lenpen),
+    ]
+    cmd += ["--memory-of", f"{name}|{beam}|{threads}", "--inputs", inputs, "--ct2-dir", ct2_dir]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mb"]
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM, which belongs to the process's own address
+    space (getrusage's ru_maxrss survives exec, so a child would report its parent's peak)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: an upper bound
+
+
+def memory_child(args) -> int:
+    """The child of `peak_rss_mb`: the inputs come encoded from the parent, so that only the variant
+    itself (and what it imports) is in memory."""
+    name, beam, threads = args.memory_of.split("|")
+    with open(args.inputs, encoding="utf-8") as f:
+        inputs = json.load(f)
+    decode = Decoder(name, args.checkpoint, args.ct2_dir, args.max_tokens, args.lenpen).run
+    if name.startswith("nmt"):
+        from nmt.device import process_settings
+
+        with process_settings():
+            decode(inputs["ids"], inputs["pieces"], int(beam), int(threads))
+    else:
+        decode(inputs["ids"], inputs["pieces"], int(beam), int(threads))
+    print(json.dumps({"peak_mb": peak_mb()}))
+    return 0
 
 
 def main() -> int:
@@ -131,19 +172,27 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--json", default=None, help="also write the results to this file")
     ap.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child: "variant|beam|threads"
+    ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)  # child: the encoded source (JSON)
+    ap.add_argument("--ct2-dir", default=None, help=argparse.SUPPRESS)  # child: the exported model
     args = ap.parse_args()
+    if args.memory_of:
+        return memory_child(args)
+
+    import ctranslate2
+    import sacrebleu
+    import torch
+
+    from nmt.config import ExportConfig
+    from nmt.device import process_settings
+    from nmt.export.run import export
 
     loaded, ids, pieces, refs = source(args, args.checkpoint)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The process settings `nmt generate` runs under (allocator, kernel cache); threads are set per round.
+    with tempfile.TemporaryDirectory() as tmp, process_settings():
         ct2_dir = os.path.join(tmp, "ct2")
         export(ExportConfig(path=args.checkpoint, out=ct2_dir))
-        if args.memory_of:  # the child: one variant, one translation of the whole set
-            name, beam, threads = args.memory_of.split("|")
-            Decoder(name, args.checkpoint, ct2_dir, args.max_tokens, args.lenpen).run(
-                ids, pieces, int(beam), int(threads)
-            )
-            print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-            return 0
+        inputs = os.path.join(tmp, "inputs.json")
+        Path(inputs).write_text(json.dumps({"ids": ids, "pieces": pieces}), encoding="utf-8")
         names = args.variants.split(",")
         decoders = {n: Decoder(n, args.checkpoint, ct2_dir, args.max_tokens, args.lenpen) for n in names}
         print(
@@ -176,7 +225,7 @@ def main() -> int:
                         "tok_per_s": sum(len(t) + 1 for t in outs[n]) / secs,
                         "bleu": sacrebleu.corpus_bleu(text, [refs]).score,
                         "identical": sum(a == b for a, b in zip(hyp_ids, base)),
-                        "peak_mb": peak_rss_mb(args, n, beam, threads),
+                        "peak_mb": peak_rss_mb(args, inputs, ct2_dir, n, beam, threads),
                     }
                     rows.append(row)
                     print(

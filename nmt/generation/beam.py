@@ -50,7 +50,7 @@ def beam_search(
     prefix (B, P) right-padded with PAD, or None: tokens each sentence is forced to start with
     (nmt.generation.decoding); its hypotheses hold the tokens after them."""
     bsz, k, device = src.size(0), cfg.beam, src.device
-    ens = Ensemble(models, src, src_pad_mask, cfg.temperature)
+    ens = Ensemble(models, src, src_pad_mask, cfg.temperature, grouped=True)
     start = prefix_lengths(prefix)  # (B,) or None
     sent_start, sent_prefix = start, prefix  # (Bl,), (Bl, P) per live sentence
     head = common_head(prefix, start)  # (B, m): fed at once by the first decode call
@@ -145,10 +145,7 @@ def beam_search(
         if hist is not None and attn is not None:
             hist = torch.cat([hist.index_select(0, rows), attn.index_select(0, rows)[:, None]], dim=1)
         scores = new_scores.index_select(0, keep)
-        shrink = None
-        if keep.numel() < bl:  # memory rows of one sentence are identical: select whole sentence blocks
-            shrink = (keep[:, None] * k + torch.arange(k, device=device)).view(-1)
-        ens.select(rows, shrink)
+        ens.select(rows, ens.sentence_rows(keep) if keep.numel() < bl else None)
         sent, sent_max = sent.index_select(0, keep), sent_max.index_select(0, keep)
         if sent_start is not None and sent_prefix is not None:
             sent_start, sent_prefix = sent_start.index_select(0, keep), sent_prefix.index_select(0, keep)

@@ -101,14 +101,20 @@ class Ensemble:
     value: models never modify a state tensor in place.)
     """
 
-    def __init__(self, models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, temperature: float):
+    def __init__(
+        self, models: list[nn.Module], src: Tensor, src_pad_mask: Tensor, temperature: float, grouped: bool = False
+    ):
+        """grouped: the caller keeps K rows for every live sentence (beam search), so memory, mask and
+        static tensors may stay one row per sentence when every model decodes grouped (see `first_step`)."""
         self.models = models
         self.temperature = temperature
         self.memories = [model.encode(src, src_pad_mask)[0] for model in models]  # one row per sentence
-        self.src_pad_mask = src_pad_mask  # (B, S); (B*K, S) after first_step
+        self.src_pad_mask = src_pad_mask  # (B, S); (B*K, S) after first_step unless grouped
         self.states: list = [None] * len(models)
         self.static: list[list[Tensor]] = [[] for _ in models]  # held, so their ids stay unique
         self.log_n = math.log(len(models))
+        self.grouped = grouped and all(getattr(m, "decodes_grouped", False) for m in models)
+        self.k = 1  # rows per sentence after first_step
 
     def step(self, tgt_in: Tensor, need_attn: bool) -> tuple[Tensor, Optional[Tensor]]:
         """tgt_in (N, 1) -> log-probs (N, V) float32 and head-averaged cross-attention (N, S) or None.
@@ -139,22 +145,35 @@ class Ensemble:
         """The first step (BOS, then head (B, m) when given: prefix tokens every sentence is forced to)
         on one row per sentence, then every row repeated k times (sentence-major): all k beams or
         samples of a sentence start identical. Returns log-probs (B*k, V) and attention (B*k, S) or
-        None, as `step`, for the position after the last token fed."""
+        None, as `step`, for the position after the last token fed.
+
+        Grouped (see __init__), memory, mask and static state tensors keep one row per sentence
+        and the models decode the K rows of each sentence against it: nothing is copied K times."""
         bsz = self.src_pad_mask.size(0)
         bos = torch.full((bsz, 1), BOS, dtype=torch.long, device=self.src_pad_mask.device)
         if head is not None and head.size(1):
             bos = torch.cat([bos, head], dim=1)  # (B, 1 + m): one decode call for the common prefix
         lprobs, attn = self.step(bos, need_attn)
+        self.k = k
         if k == 1:
             return lprobs, attn
         expand = torch.arange(bsz, device=bos.device).repeat_interleave(k)  # (B*k,)
-        self.select(expand, expand)
+        if self.grouped:  # only the per-sentence tensors the families name stay one row per sentence
+            self.static = [_leaves(self.states[m], model.sentence_state_keys) for m, model in enumerate(self.models)]
+        self.select(expand, None if self.grouped else expand)
         return lprobs.index_select(0, expand), (attn.index_select(0, expand) if attn is not None else None)
 
+    def sentence_rows(self, keep: Tensor) -> Tensor:
+        """keep (Bl',): the live sentences that go on -> the `shrink` index of `select`: keep itself
+        when grouped (one memory row per sentence), else the K rows of each kept sentence."""
+        if self.grouped or self.k == 1:
+            return keep
+        return (keep[:, None] * self.k + torch.arange(self.k, device=keep.device)).view(-1)
+
     def select(self, rows: Tensor, shrink: Optional[Tensor] = None) -> None:
-        """rows (N',): new row -> old row for the decoder states; shrink (N',) or None: the same for
-        whole sentence blocks only (rows of dropped sentences left out), used for memory, mask and
-        static state tensors. Without shrink no sentence was dropped and those stay as they are."""
+        """rows (N',): new row -> old row for the decoder states; shrink or None: the rows of memory,
+        mask and static state tensors to keep (whole sentences: `sentence_rows`), when sentences
+        were dropped. Without shrink no sentence was dropped and those stay as they are."""
         for m in range(len(self.models)):
             static = {id(t) for t in self.static[m]}
             self.static[m] = []  # refilled with the (possibly shrunk) static tensors
@@ -164,14 +183,14 @@ class Ensemble:
             self.src_pad_mask = self.src_pad_mask.index_select(0, shrink)
 
 
-def _leaves(tree: Any) -> list[Tensor]:
-    """Every tensor in a nested dict/list/tuple."""
+def _leaves(tree: Any, keys: Optional[tuple[str, ...]] = None) -> list[Tensor]:
+    """Every tensor in a nested dict/list/tuple; with keys, only those under a dict entry of one of those keys."""
     if isinstance(tree, Tensor):
-        return [tree]
+        return [tree] if keys is None else []
     if isinstance(tree, dict):
-        return [t for v in tree.values() for t in _leaves(v)]
+        return [t for k, v in tree.items() for t in _leaves(v, None if keys is not None and k in keys else keys)]
     if isinstance(tree, (list, tuple)):
-        return [t for v in tree for t in _leaves(v)]
+        return [t for v in tree for t in _leaves(v, keys)]
     return []
 
 

@@ -219,6 +219,8 @@ class MultiheadAttention(nn.Module):
         positions already decoded) when given. Cross-attention: keys/values are `cache` when
         given, else projected from memory (B, S, kdim).
         attend: bool mask broadcastable to (B, H, T, S_all), True = attend; causal: see `attention`.
+        Cross-attention also takes `cache` (and then `attend`) with fewer rows than x, a divisor
+        of B: grouped, as beam search passes each sentence's keys once for its beams (`_grouped`).
         Returns (out (B, T, D), (k, v) each (B, H, S_all, Dh) to pass back as `cache`,
         weights (B, H, T, S_all) when need_weights else None).
         """
@@ -232,8 +234,28 @@ class MultiheadAttention(nn.Module):
             (q,) = self._heads(self.q_proj(x), 1)
             k, v = cache if cache is not None else self.project_kv(memory)
         dropout_p = self.dropout if self.training else 0.0
+        if k.size(0) != B:  # grouped cross-attention: x holds G rows per row of k and v
+            return self._grouped(q, k, v, attend, need_weights)
         out, weights = attention(q, k, v, attend, causal, dropout_p, need_weights)
         out = out.transpose(1, 2).reshape(B, T, D)  # (B, T, H, Dh) -> (B, T, D)
+        return self.out_proj(out), (k, v), weights
+
+    def _grouped(
+        self, q: Tensor, k: Tensor, v: Tensor, attend: Optional[Tensor], need_weights: bool
+    ) -> tuple[Tensor, KV, Optional[Tensor]]:
+        """Cross-attention of N = Bk * G query rows over Bk rows of keys and values, query row n
+        attending with key row n // G (the G beams of a sentence share its source): q (N, H, T, Dh),
+        k and v (Bk, H, S, Dh), attend (Bk, 1, 1, S). One product per sentence and head for all of
+        its G * T queries, and the keys and values are never copied per beam. Inference only.
+        Returns what `forward` returns, out (N, T, D) and weights (N, H, T, S), row-major as q."""
+        N, H, T, Dh = q.shape
+        Bk = k.size(0)
+        G = N // Bk
+        qg = q.view(Bk, G, H, T, Dh).transpose(1, 2).reshape(Bk, H, G * T, Dh)
+        out, weights = attention(qg, k, v, attend, False, 0.0, need_weights)  # (Bk, H, G*T, Dh)
+        out = out.view(Bk, H, G, T, Dh).permute(0, 2, 3, 1, 4).reshape(N, T, H * Dh)  # (N, T, D)
+        if weights is not None:
+            weights = weights.view(Bk, H, G, T, -1).transpose(1, 2).reshape(N, H, T, -1)
         return self.out_proj(out), (k, v), weights
 
 

@@ -51,6 +51,12 @@ What search (nmt.generation.decoding.Ensemble) relies on:
      only. The first call sees one row per sentence (all beams start from BOS), so search leaves
      such tensors alone when it reorders beams and only selects their rows when sentences are
      dropped. A family must therefore return a new tensor for anything that depends on the tokens.
+  4. Grouped decoding (optional): a family whose class sets `decodes_grouped = True` accepts, after
+     the first call, memory, src_pad_mask and the state tensors under the dict keys it names in
+     `sentence_state_keys` (static ones) with one row per sentence, while tgt_in and the other state
+     tensors have K rows per sentence (sentence-major: row n belongs to sentence n // K). Beam search
+     then never copies the source side per beam. The Transformer families have it
+     (nmt.models.layers.MultiheadAttention groups cross-attention); the LSTM does not.
 """
 
 from __future__ import annotations

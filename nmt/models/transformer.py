@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -32,6 +33,7 @@ from nmt.models.layers import (
     padding_attend_mask,
     token_embedding,
 )
+from nmt.models.length_chunks import encode_in_chunks
 from nmt.models.protocol import AttentionMaps, TransformerLMState, TransformerMemory, TransformerState
 from nmt.registry import ARCHS, MODELS, register
 
@@ -58,7 +60,15 @@ class TransformerEncoder(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool = False) -> tuple[Tensor, list[Tensor]]:
-        """src (B, S) ids, src_pad_mask (B, S) True at padding -> (out (B, S, D), [weights (B, H, S, S)] or [])."""
+        """src (B, S) ids, src_pad_mask (B, S) True at padding -> (out (B, S, D), [weights (B, H, S, S)] or []).
+
+        At inference without attention maps, rows run in chunks of similar length
+        (nmt.models.length_chunks): the same outputs at real positions; padding positions differ."""
+        if not self.training and not need_attn and not torch.is_grad_enabled():
+            return encode_in_chunks(lambda s, m: self._forward(s, m, False)[0], src, src_pad_mask), []
+        return self._forward(src, src_pad_mask, need_attn)
+
+    def _forward(self, src: Tensor, src_pad_mask: Tensor, need_attn: bool) -> tuple[Tensor, list[Tensor]]:
         S = src.size(1)
         x = self.embed_tokens(src) * self.embed_scale + self.positions(S, 0, src.device)  # (B, S, D)
         if self.embed_norm is not None:
@@ -164,6 +174,9 @@ class TransformerDecoder(nn.Module):
 
 class TransformerModel(nn.Module):
     """Encoder-decoder Transformer implementing the `nmt.models` protocol."""
+
+    decodes_grouped = True  # memory may keep one row per sentence under beam search (protocol rule 4)
+    sentence_state_keys = ("cross_k", "cross_v")
 
     def __init__(
         self, cfg: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int, joined_dictionary: bool

@@ -34,6 +34,9 @@ from nmt.registry import ARCHS, MODELS, register
 class TransformerLanguageModel(nn.Module):
     """A causal Transformer decoder with a tied output projection; the search protocol of `nmt.models`."""
 
+    decodes_grouped = True  # decode never reads memory, so one row per sentence serves (protocol rule 4)
+    sentence_state_keys: tuple[str, ...] = ()
+
     def __init__(self, cfg: TransformerLMConfig, vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg
