@@ -67,7 +67,8 @@ def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> int:
                 raise UserError(f"the training set is empty: {path} has no lines")
             if split == "train" and not has_text:
                 raise UserError(f"the training set is empty: every line of {path} is blank")
-            train_lines = lines if split == "train" else train_lines
+            if split == "train":
+                train_lines = lines
         return train_lines
     for split, prefix in splits:
         src, tgt = f"{prefix}.{cfg.source_lang}", f"{prefix}.{cfg.target_lang}"
