@@ -38,11 +38,21 @@ class PreprocessConfig:
     tokenizer: str = opt("sentencepiece", "sentencepiece, or none for text already tokenized (space-separated).")
     max_len: int = opt(256, "Drop training pairs with more tokens than this on either side.")
     max_len_ratio: float = opt(9.0, "Drop training pairs whose longer side is this many times the shorter.")
-    workers: int = opt(1, "Processes encoding text chunks in parallel.")
+    workers: int = opt(1, "Processes encoding text chunks in parallel (the output does not depend on it).")
+    chunk_lines: int = opt(
+        4096, "Lines read and encoded at a time (per process): memory grows with this, not with the corpus."
+    )
     force: bool = opt(False, "Replace an existing non-empty --destdir.")
     character_coverage: float = opt(1.0, "SentencePiece: share of characters kept (lower for large alphabets).")
-    input_sentence_size: int = opt(1_000_000, "SentencePiece trains on a seeded sample of at most this many lines.")
-    seed: int = opt(1, "Seed of SentencePiece's input sample (and, plus k, of the k-th sampled copy).")
+    spm_train_sentences: int = opt(
+        2_000_000,
+        "SentencePiece learns from at most this many lines of each language's training text: a seeded sample "
+        "of a larger corpus, every line of a smaller one.",
+    )
+    input_sentence_size: int = opt(
+        1_000_000, "SentencePiece's own seeded sample of those lines (both languages together): at most this many."
+    )
+    seed: int = opt(1, "Seed of SentencePiece's training sample (and, plus k, of the k-th sampled copy).")
     subword_samples: int = opt(
         0, "Also write this many copies of train with sampled segmentations; training takes one per epoch."
     )
@@ -63,7 +73,7 @@ def check_preprocess(cfg: PreprocessConfig) -> None:
         require(cfg.target_lang is not None, "--target-lang (-t) is required, or --only-source for one language")
         require(cfg.source_lang != cfg.target_lang, f"--source-lang and --target-lang are both {cfg.source_lang!r}")
     require(cfg.vocab_size > 4, f"--vocab-size {cfg.vocab_size} leaves no room beyond the 4 special symbols")
-    for key in ("max_len", "workers", "input_sentence_size"):
+    for key in ("max_len", "workers", "chunk_lines", "spm_train_sentences", "input_sentence_size"):
         require(getattr(cfg, key) >= 1, f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
     # SentencePiece takes an unsigned 32-bit seed
     require(0 <= cfg.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {cfg.seed}")

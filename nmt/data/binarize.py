@@ -2,26 +2,26 @@
 
 A split of one language is two files: `{split}.{lang}.bin`, every sentence's piece ids one after
 another (uint16 or int32), and `{split}.{lang}.idx`, n+1 int64 offsets into it. Both are written
-while the text streams through, so memory stays constant in the corpus size; chunks are encoded
-by a pool of processes when asked, and results are consumed in input order.
+while the text streams through (nmt.data.rawtext reads it in chunks of lines), so memory stays
+constant in the corpus size; chunks are encoded by a pool of processes when asked
+(nmt.data.parallel), and results are consumed in input order, so the files do not depend on the
+number of processes or the chunk size.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing as mp
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
-import sentencepiece as spm
 
-from nmt.data.tokenizer import UNK, AnyTokenizer, SentencePieceTokenizer
+from nmt.data.parallel import ordered_map
+from nmt.data.rawtext import CHUNK_LINES, RawChunk, read_chunks, split_lines
+from nmt.data.tokenizer import UNK, AnyTokenizer
 
 FORMAT_VERSION = 1  # of a data directory (meta.json + .bin/.idx); readers refuse newer ones
-CHUNK_LINES = 4096
 DROP_REASONS = ("empty", "too_long", "ratio")
 
 
@@ -33,9 +33,10 @@ class Encoded:
     flat: np.ndarray
 
     @classmethod
-    def of(cls, ids: list[list[int]]) -> "Encoded":
+    def of(cls, ids: list[list[int]], dtype: str = "int64") -> "Encoded":
+        """The id lists `ids`, their ids stored as `dtype`."""
         lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lens.sum()))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lens.sum()))
         return cls(lens, flat)
 
     def select(self, keep: np.ndarray) -> "Encoded":
@@ -71,7 +72,7 @@ class TokenWriter:
         self.idx.write(np.zeros(1, dtype=np.int64).tobytes())
 
     def add(self, enc: Encoded) -> None:
-        self.bin.write(enc.flat.astype(self.dtype).tobytes())
+        self.bin.write(enc.flat.astype(self.dtype, copy=False).tobytes())
         offsets = self.total + np.cumsum(enc.lens, dtype=np.int64)
         self.idx.write(offsets.tobytes())
         if len(offsets):
@@ -82,69 +83,22 @@ class TokenWriter:
         self.idx.close()
 
 
-def read_pairs(src_path: str, tgt_path: str, chunk_lines: int = CHUNK_LINES) -> Iterator[tuple]:
-    """Chunks (src_lines, tgt_lines) of stripped lines; lines end at '\\n' only.
+def read_encoded(prefix: str, dtype: str, size: int) -> Iterator[Encoded]:
+    """The sentences of `{prefix}.bin/.idx` (written by TokenWriter), `size` at a time, as int64 ids.
 
-    Both files must have the same number of lines (checked before binarizing).
+    Plain reads, not a memory map: the pages a map has touched count as the process's resident
+    memory until it is closed, so reading a whole split through one would grow with the split.
     """
-    with open(src_path, encoding="utf-8", newline="\n") as fs, open(tgt_path, encoding="utf-8", newline="\n") as ft:
+    with open(prefix + ".idx", "rb") as idx, open(prefix + ".bin", "rb") as data:
+        last = np.fromfile(idx, dtype=np.int64, count=1)  # offset 0
         while True:
-            src = [line.strip() for line in itertools.islice(fs, chunk_lines)]
-            tgt = [line.strip() for line in itertools.islice(ft, chunk_lines)]
-            if not src and not tgt:
+            offsets = np.fromfile(idx, dtype=np.int64, count=size)
+            if not len(offsets):
                 return
-            yield src, tgt
-
-
-def read_lines(path: str, chunk_lines: int = CHUNK_LINES) -> Iterator[tuple[list[str], list[str]]]:
-    """Chunks (lines, []) of one file's stripped lines: a pair chunk with no target side, so that
-    `encode_stream` encodes monolingual text with the same (parallel) machinery."""
-    with open(path, encoding="utf-8", newline="\n") as f:
-        while True:
-            lines = [line.strip() for line in itertools.islice(f, chunk_lines)]
-            if not lines:
-                return
-            yield lines, []
-
-
-def encode_pairs(src_tok: AnyTokenizer, tgt_tok: AnyTokenizer, chunk: tuple) -> tuple[Encoded, Encoded]:
-    """Encode one chunk of (source lines, target lines)."""
-    src, tgt = chunk
-    return Encoded.of(src_tok.encode_batch(src)), Encoded.of(tgt_tok.encode_batch(tgt))
-
-
-# A pool worker's own tokenizers, set once by its initializer so chunks carry only text.
-_worker_tokenizers: tuple = ()
-
-
-def _worker_init(src_tok: AnyTokenizer, tgt_tok: AnyTokenizer) -> None:
-    global _worker_tokenizers
-    _worker_tokenizers = (src_tok, tgt_tok)
-
-
-def _worker_encode(chunk: tuple) -> tuple[Encoded, Encoded]:
-    return encode_pairs(*_worker_tokenizers, chunk)
-
-
-def encode_stream(
-    src_tok: AnyTokenizer, tgt_tok: AnyTokenizer, chunks: Iterable[tuple], workers: int = 1
-) -> Iterator[tuple[Encoded, Encoded]]:
-    """Encoded chunks in input order; `workers` > 1 encodes in that many processes.
-
-    At most 2 * workers chunks are in flight, so a large corpus never piles up in memory.
-    """
-    if workers <= 1:
-        for chunk in chunks:
-            yield encode_pairs(src_tok, tgt_tok, chunk)
-        return
-    with mp.get_context().Pool(workers, initializer=_worker_init, initargs=(src_tok, tgt_tok)) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.apply_async(_worker_encode, (chunk,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+            bounds = np.concatenate([last, offsets])
+            flat = np.fromfile(data, dtype=dtype, count=int(bounds[-1] - bounds[0]))
+            yield Encoded(np.diff(bounds), flat.astype(np.int64))
+            last = offsets[-1:]
 
 
 @dataclass
@@ -162,6 +116,68 @@ class SplitStats:
         self.tokens[lang] = self.tokens.get(lang, 0) + int(enc.lens.sum())
         self.unknown[lang] = self.unknown.get(lang, 0) + int(np.count_nonzero(enc.flat == UNK))
 
+    def add(self, other: "SplitStats") -> None:
+        """Add the counts of `other` (a chunk of the same split) to these."""
+        self.lines += other.lines
+        self.kept += other.kept
+        for mine, theirs in ((self.dropped, other.dropped), (self.flagged, other.flagged)):
+            for k, v in theirs.items():
+                mine[k] += v
+        for mine, theirs in ((self.tokens, other.tokens), (self.unknown, other.unknown)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """How every chunk of one split is encoded and cleaned (sent once to each worker process).
+
+    One tokenizer and language per file of the chunk. `clean` drops the lines that fail cleaning
+    (`clean_mask`; one language has no length ratio: `max_len_ratio` inf); otherwise they are kept
+    and counted as flagged.
+    """
+
+    tokenizers: tuple[AnyTokenizer, ...]
+    langs: tuple[str, ...]
+    dtype: str
+    clean: bool
+    max_len: int
+    max_len_ratio: float
+
+
+def encode_chunk(job: EncodeJob, chunk: RawChunk) -> tuple[tuple[Encoded, ...], SplitStats]:
+    """The lines of `chunk` decoded, stripped, encoded and cleaned, one Encoded per file (ids stored
+    as job.dtype, ready to write), and the chunk's counts. Runs in a worker process: the process
+    that writes only writes."""
+    encoded = [Encoded.of(tok.encode_batch(lines), job.dtype) for tok, lines in zip(job.tokenizers, split_lines(chunk))]
+    keep, reasons = clean_mask(encoded[0].lens, encoded[-1].lens, job.max_len, job.max_len_ratio)
+    stats = SplitStats(lines=chunk.count)
+    if job.clean:
+        encoded = [enc.select(keep) for enc in encoded]
+    (stats.dropped if job.clean else stats.flagged).update(reasons)
+    for lang, enc in zip(job.langs, encoded):
+        stats.count(lang, enc)
+    stats.kept = len(encoded[0].lens)
+    return tuple(encoded), stats
+
+
+def binarize(
+    paths: tuple[str, ...], out_prefix: Callable[[str], str], job: EncodeJob, workers: int, chunk_lines: int
+) -> SplitStats:
+    """Encode the files `paths` (one per language of `job`) into `{out_prefix(lang)}.bin/.idx`, reading
+    `chunk_lines` lines at a time, encoding in `workers` processes; returns the split's counts."""
+    stats = SplitStats()
+    writers = [TokenWriter(out_prefix(lang), job.dtype) for lang in job.langs]
+    try:
+        for encoded, counts in ordered_map(encode_chunk, job, read_chunks(paths, chunk_lines), workers):
+            for writer, enc in zip(writers, encoded):
+                writer.add(enc)
+            stats.add(counts)
+    finally:
+        for w in writers:
+            w.close()
+    return stats
+
 
 def binarize_split(
     src_path: str,
@@ -174,32 +190,16 @@ def binarize_split(
     max_len: int,
     max_len_ratio: float,
     workers: int = 1,
+    chunk_lines: int = CHUNK_LINES,
 ) -> SplitStats:
     """Encode a split into `{out_prefix(lang)}.bin/.idx`; drop dirty pairs when `clean`.
 
     Evaluation splits (`clean` False) keep every line; the pairs cleaning would have dropped
-    are counted in `flagged` instead.
+    are counted in `flagged` instead. The text is read `chunk_lines` lines at a time and encoded
+    in `workers` processes.
     """
-    stats = SplitStats()
-    src_lang, tgt_lang = langs
-    writers = {lang: TokenWriter(out_prefix(lang), dtype) for lang in langs}
-    try:
-        for src, tgt in encode_stream(*tokenizers, read_pairs(src_path, tgt_path), workers):
-            stats.lines += len(src.lens)
-            keep, reasons = clean_mask(src.lens, tgt.lens, max_len, max_len_ratio)
-            if clean:
-                src, tgt = src.select(keep), tgt.select(keep)
-            counts = stats.dropped if clean else stats.flagged
-            for k, v in reasons.items():
-                counts[k] += v
-            for lang, enc in ((src_lang, src), (tgt_lang, tgt)):
-                writers[lang].add(enc)
-                stats.count(lang, enc)
-            stats.kept += len(src.lens)
-    finally:
-        for w in writers.values():
-            w.close()
-    return stats
+    job = EncodeJob(tuple(tokenizers), tuple(langs), dtype, clean, max_len, max_len_ratio)
+    return binarize((src_path, tgt_path), out_prefix, job, workers, chunk_lines)
 
 
 def binarize_text(
@@ -211,82 +211,12 @@ def binarize_text(
     clean: bool,
     max_len: int,
     workers: int = 1,
+    chunk_lines: int = CHUNK_LINES,
 ) -> SplitStats:
     """Encode one language's split (monolingual data) into `{out_prefix}.bin/.idx`.
 
     With `clean`, empty lines and lines of more than `max_len` pieces are dropped (a pair's length
     ratio does not apply); evaluation splits keep every line and count those in `flagged`.
     """
-    stats = SplitStats()
-    writer = TokenWriter(out_prefix, dtype)
-    try:
-        for enc, _ in encode_stream(tokenizer, tokenizer, read_lines(path), workers):
-            stats.lines += len(enc.lens)
-            keep, reasons = clean_mask(enc.lens, enc.lens, max_len, math.inf)
-            if clean:
-                enc = enc.select(keep)
-            counts = stats.dropped if clean else stats.flagged
-            for k, v in reasons.items():
-                counts[k] += v
-            writer.add(enc)
-            stats.count(lang, enc)
-            stats.kept += len(enc.lens)
-    finally:
-        writer.close()
-    return stats
-
-
-def _read_split(prefix: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """The flat ids and the n+1 offsets of `{prefix}.bin/.idx` (written by TokenWriter)."""
-    return np.fromfile(prefix + ".bin", dtype=dtype).astype(np.int64), np.fromfile(prefix + ".idx", dtype=np.int64)
-
-
-def sample_split(
-    prefix: Callable[[str], str],
-    out_prefix: Callable[[str], str],
-    langs: tuple[str, str],
-    tokenizers: tuple[SentencePieceTokenizer, SentencePieceTokenizer],
-    dtype: str,
-    alpha: float,
-    seed: int,
-    max_len: int,
-    chunk_lines: int = CHUNK_LINES,
-) -> SplitStats:
-    """A copy of the binarized split at `prefix(lang)` in which every sentence is segmented anew
-    by sampling (`encode_sampled`): the same sentences in the same order, other pieces.
-
-    Each sentence is decoded to text and encoded again with sampling. A side holding an
-    unknown piece keeps its original segmentation (its text would not decode back to itself),
-    and so does a pair whose sampled side would exceed `max_len` pieces: the copy passes the
-    same cleaning as the split it copies.
-    """
-    spm.set_random_generator_seed(seed)
-    stats = SplitStats()
-    split = {lang: _read_split(prefix(lang), dtype) for lang in langs}
-    n = len(split[langs[0]][1]) - 1
-    writers = {lang: TokenWriter(out_prefix(lang), dtype) for lang in langs}
-    try:
-        for start in range(0, n, chunk_lines):
-            rows = range(start, min(start + chunk_lines, n))
-            original = {lang: [flat[off[i] : off[i + 1]].tolist() for i in rows] for lang, (flat, off) in split.items()}
-            sampled = {
-                lang: tok.encode_sampled([tok.decode(ids) for ids in original[lang]], alpha)
-                for lang, tok in zip(langs, tokenizers)
-            }
-            for i in range(len(rows)):
-                for lang in langs:  # text with unknown characters would not decode back to itself
-                    if UNK in original[lang][i]:
-                        sampled[lang][i] = original[lang][i]
-                if max(len(sampled[lang][i]) for lang in langs) > max_len:
-                    for lang in langs:
-                        sampled[lang][i] = original[lang][i]
-            for lang in langs:
-                enc = Encoded.of(sampled[lang])
-                writers[lang].add(enc)
-                stats.count(lang, enc)
-            stats.lines += len(rows)
-            stats.kept += len(rows)
-    finally:
-        for w in writers.values():
-            w.close()
-    return stats
+    job = EncodeJob((tokenizer,), (lang,), dtype, clean, max_len, math.inf)
+    return binarize((path,), lambda _: out_prefix, job, workers, chunk_lines)

@@ -3,10 +3,12 @@
 With --only-source the text of one language becomes a monolingual data directory instead
 (nmt.data.preprocess_mono: a SentencePiece model with a <mask> piece, for the language-model tasks).
 
-Steps: check every input file (exists, valid UTF-8, same line count on both sides), train the
-tokenizer on the training split only (SentencePiece, joint or per language; or a word vocabulary
-for pre-tokenized text), encode every split into `.bin`/`.idx` (cleaning the training split),
-write meta.json, and report a table on stderr. Everything is written to a temporary directory
+Steps: check every input file (exists, valid UTF-8, same line count on both sides; a streaming
+scan), train the tokenizer on the training split only (nmt.data.train_tokenizer: SentencePiece on
+at most --spm-train-sentences lines, joint or per language; or a word vocabulary for pre-tokenized
+text), encode every split into `.bin`/`.idx` chunk by chunk in --workers processes (cleaning the
+training split; nmt.data.binarize), write meta.json, and report a table on stderr. Every step
+streams, so memory does not grow with the corpus. Everything is written to a temporary directory
 next to `destdir` and renamed into place at the end, so a failure leaves `destdir` untouched.
 """
 
@@ -18,61 +20,23 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from typing import Optional
 
 from rich.console import Console
 from rich.table import Table
-from sentencepiece import sentencepiece_model_pb2
 
 from nmt.config import PreprocessConfig, check_preprocess
 from nmt.data import target_vocab
-from nmt.data.binarize import FORMAT_VERSION, SplitStats, binarize_split, read_pairs, sample_split
-from nmt.data.preprocess_mono import MASK_PIECE, build_monolingual
-from nmt.data.tokenizer import (
-    BOS,
-    EOS,
-    PAD,
-    UNK,
-    SentencePieceTokenizer,
-    WordTokenizer,
-    build_word_vocab,
-    train_sentencepiece,
-)
+from nmt.data.binarize import FORMAT_VERSION, SplitStats, binarize_split
+from nmt.data.preprocess_mono import build_monolingual
+from nmt.data.rawtext import scan_text
+from nmt.data.subword_samples import sample_split
+from nmt.data.tokenizer import BOS, EOS, PAD, UNK
+from nmt.data.train_tokenizer import train_tokenizers
 from nmt.errors import UserError
 from nmt.fileio import publish_dir
 
-SCAN_BLOCK = 1 << 20
-
-
-def scan_text(path: str) -> tuple[int, bool]:
-    """(number of lines, whether any line has non-blank text) of a UTF-8 file.
-
-    Streams the file in blocks; invalid UTF-8 raises UserError naming the file and line.
-    A last line without a final newline counts as a line.
-    """
-    lines, has_text, tail = 0, False, b""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise UserError(f"input file {path} does not exist") from None
-    except OSError as e:
-        raise UserError(f"cannot read input file {path}: {e.strerror}") from None
-    with f:
-        while True:
-            block = f.read(SCAN_BLOCK)
-            data = tail + block
-            cut = len(data) if not block else data.rfind(b"\n") + 1  # whole lines only, but all at EOF
-            whole, tail = data[:cut], data[cut:]
-            try:
-                whole.decode("utf-8")
-            except UnicodeDecodeError as e:
-                line = lines + whole.count(b"\n", 0, e.start) + 1
-                raise UserError(f"{path}: line {line} is not valid UTF-8") from None
-            lines += whole.count(b"\n") + (1 if not block and whole and not whole.endswith(b"\n") else 0)
-            has_text = has_text or bool(whole.strip())
-            if not block:
-                return lines, has_text
+__all__ = ["preprocess", "scan_text"]
 
 
 def _check_destdir(destdir: str, force: bool) -> None:
@@ -91,13 +55,10 @@ def _splits(cfg: PreprocessConfig) -> list[tuple[str, str]]:
     return out
 
 
-def _langs(cfg: PreprocessConfig) -> tuple[str, ...]:
-    """The languages whose files are read: the source only with --only-source, else source and target."""
-    return (cfg.source_lang,) if cfg.only_source else (cfg.source_lang, cfg.target_lang)
-
-
-def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> None:
-    """Every file exists and is UTF-8, both sides agree on the line count, training has text."""
+def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> int:
+    """Every file exists and is UTF-8, both sides agree on the line count, training has text.
+    Returns the number of training lines."""
+    train_lines = 0
     if cfg.only_source:
         for split, prefix in splits:
             path = f"{prefix}.{cfg.source_lang}"
@@ -106,81 +67,26 @@ def _check_inputs(cfg: PreprocessConfig, splits: list[tuple[str, str]]) -> None:
                 raise UserError(f"the training set is empty: {path} has no lines")
             if split == "train" and not has_text:
                 raise UserError(f"the training set is empty: every line of {path} is blank")
-        return
+            if split == "train":
+                train_lines = lines
+        return train_lines
     for split, prefix in splits:
         src, tgt = f"{prefix}.{cfg.source_lang}", f"{prefix}.{cfg.target_lang}"
         (n_src, text_src), (n_tgt, text_tgt) = scan_text(src), scan_text(tgt)
         if n_src != n_tgt:
-            raise UserError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; the two sides must be line-aligned")
+            longer = src if n_src > n_tgt else tgt
+            raise UserError(
+                f"{src} has {n_src} lines but {tgt} has {n_tgt}: line {min(n_src, n_tgt) + 1} of {longer} has no "
+                "counterpart; the two sides must be line-aligned"
+            )
         if split == "train":
             if n_src == 0:
                 raise UserError(f"the training set is empty: {src} and {tgt} have no lines")
             for path, has_text in ((src, text_src), (tgt, text_tgt)):
                 if not has_text:
                     raise UserError(f"the training set is empty: every line of {path} is blank")
-
-
-def _train_tokenizers(cfg: PreprocessConfig, work: str) -> dict:
-    """Train the tokenizer(s) into `work`; returns meta's "tokenizer" entry plus 'objects' {lang: tokenizer}."""
-    langs = _langs(cfg)
-    train = {lang: f"{cfg.trainpref}.{lang}" for lang in langs}
-    groups = {"": langs} if cfg.joined_dictionary or cfg.only_source else {f".{lang}": (lang,) for lang in langs}
-    files, vocab_files, objects = {}, {}, {}
-    if cfg.tokenizer == "sentencepiece":
-        for suffix, group in groups.items():
-            prefix = os.path.join(work, f"spm{suffix}")
-            train_sentencepiece(
-                [train[lang] for lang in group],
-                prefix,
-                cfg.vocab_size,
-                cfg.spm_model_type,
-                cfg.character_coverage,
-                cfg.input_sentence_size,
-                cfg.seed,
-                user_defined_symbols=(MASK_PIECE,) if cfg.only_source else (),
-            )
-            tok = SentencePieceTokenizer(_without_work_dir(prefix + ".model"))
-            for lang in group:
-                files[lang], vocab_files[lang], objects[lang] = f"spm{suffix}.model", f"spm{suffix}.vocab", tok
-        entry = {
-            "type": "sentencepiece",
-            "model_type": cfg.spm_model_type,
-            "character_coverage": cfg.character_coverage,
-            "input_sentence_size": cfg.input_sentence_size,
-            "seed": cfg.seed,
-            "files": files,
-            "vocab_files": vocab_files,
-        }
-    else:
-        counts = {lang: Counter() for lang in langs}
-        for src, tgt in read_pairs(train[langs[0]], train[langs[1]]):
-            for lang, lines in zip(langs, (src, tgt)):
-                for line in lines:
-                    counts[lang].update(line.split())
-        for suffix, group in groups.items():
-            words, kept_counts = build_word_vocab(sum((counts[lang] for lang in group), Counter()), cfg.vocab_size)
-            tok = WordTokenizer(words)
-            name = f"dict{suffix}.txt"
-            with open(os.path.join(work, name), "wb") as f:
-                f.write(tok.to_bytes(kept_counts))
-            for lang in group:
-                files[lang], objects[lang] = name, tok
-        entry = {"type": "word", "files": files}
-    return {**entry, "objects": objects}
-
-
-def _without_work_dir(path: str) -> bytes:
-    """Rewrite the SentencePiece model at `path` so that the training spec it records names the model
-    file alone, not the temporary work dir (a random name), and return its bytes: the same input
-    then gives the same file."""
-    proto = sentencepiece_model_pb2.ModelProto()
-    with open(path, "rb") as f:
-        proto.ParseFromString(f.read())
-    proto.trainer_spec.model_prefix = os.path.basename(proto.trainer_spec.model_prefix)
-    data = proto.SerializeToString()
-    with open(path, "wb") as f:
-        f.write(data)
-    return data
+            train_lines = n_src
+    return train_lines
 
 
 def _make_parents(path: str) -> Optional[str]:
@@ -201,7 +107,8 @@ def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict
     check_preprocess(cfg)
     _check_destdir(cfg.destdir, cfg.force)
     splits = _splits(cfg)
-    _check_inputs(cfg, splits)
+    train_lines = _check_inputs(cfg, splits)
+    clock = {"checks": time.perf_counter() - start}
 
     created = None
     try:
@@ -216,23 +123,28 @@ def preprocess(cfg: PreprocessConfig, console: Optional[Console] = None) -> dict
     os.umask(umask)
     os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary directory
     try:
-        meta = _build(cfg, splits, work)
+        meta = _build(cfg, splits, work, train_lines, clock)
         publish_dir(work, os.path.abspath(cfg.destdir))
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         if created:
             shutil.rmtree(created, ignore_errors=True)
         raise
-    _report(meta, console, time.perf_counter() - start)
+    total = time.perf_counter() - start
+    clock["encoding"] = total - clock["checks"] - clock["tokenizer"]
+    _report(meta, console, total, clock)
     return meta
 
 
-def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> dict:
-    """Write tokenizer files, binarized splits and meta.json into `work`."""
+def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str, train_lines: int, clock: dict) -> dict:
+    """Write tokenizer files, binarized splits and meta.json into `work` (the training split has
+    `train_lines` lines); records the seconds the tokenizer took in clock["tokenizer"]."""
+    start = time.perf_counter()
+    tok = train_tokenizers(cfg, work, train_lines)
+    clock["tokenizer"] = time.perf_counter() - start
     if cfg.only_source:
-        return build_monolingual(cfg, splits, work, _train_tokenizers(cfg, work))
+        return build_monolingual(cfg, splits, work, tok)
     langs = (cfg.source_lang, cfg.target_lang)
-    tok = _train_tokenizers(cfg, work)
     objects = tok.pop("objects")
     vocab_size = {lang: objects[lang].vocab_size for lang in langs}
     dtype = "uint16" if max(vocab_size.values()) <= 1 << 16 else "int32"
@@ -249,6 +161,7 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
             max_len=cfg.max_len,
             max_len_ratio=cfg.max_len_ratio,
             workers=cfg.workers,
+            chunk_lines=cfg.chunk_lines,
         )
         if split == "train" and stats.kept == 0:
             why = ", ".join(f"{k}: {v}" for k, v in stats.dropped.items())
@@ -277,6 +190,7 @@ def _build(cfg: PreprocessConfig, splits: list[tuple[str, str]], work: str) -> d
             cfg.subword_alpha,
             cfg.seed + k,
             cfg.max_len,
+            cfg.workers,
         )
         split_meta[name] = {
             **split_meta["train"],
@@ -332,12 +246,14 @@ def _trim_target_vocab(work: str, tok: dict, split_meta: dict, langs: tuple, dty
     return k
 
 
-def _report(meta: dict, console: Console, seconds: float) -> None:
-    """Per-split table (lines, kept, dropped and why, tokens, unknowns) and evaluation warnings."""
+def _report(meta: dict, console: Console, seconds: float, clock: dict) -> None:
+    """Per-split table (lines, kept, dropped and why, tokens, unknowns), evaluation warnings, and
+    where the time went (`clock`: seconds of the checks, the tokenizer, the encoding)."""
     mono = meta.get("monolingual", False)
     langs = (meta["source_lang"],) if mono else (meta["source_lang"], meta["target_lang"])
     reasons = ("empty", "too_long") if mono else ("empty", "too_long", "ratio")
-    table = Table(title=f"nmt preprocess {'-'.join(langs)} ({seconds:.1f} s)")
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in clock.items())
+    table = Table(title=f"nmt preprocess {'-'.join(langs)} ({seconds:.1f} s: {steps})")
     names = "/".join(langs)
     for col in ("split", "lines", "kept", "dropped", "/".join(reasons).replace("too_", ""), f"tokens {names}"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
@@ -366,3 +282,7 @@ def _report(meta: dict, console: Console, seconds: float) -> None:
     trimmed = meta["joined_dictionary"] and len(set(meta["vocab_size"].values())) > 1
     note = " (joined; the target uses the first pieces only)" if trimmed else ""
     console.print(f"vocabulary: {sizes}{note}; tokens stored as {meta['dtype']}")
+    lines = sum(s["lines"] for s in meta["splits"].values())
+    console.print(
+        f"encoding: {lines} lines in {clock['encoding']:.1f} s ({lines / max(clock['encoding'], 1e-9):.0f} lines/s)"
+    )

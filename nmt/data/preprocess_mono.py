@@ -43,6 +43,7 @@ def build_monolingual(cfg: PreprocessConfig, splits: list[tuple[str, str]], work
             clean=split == "train",
             max_len=cfg.max_len,
             workers=cfg.workers,
+            chunk_lines=cfg.chunk_lines,
         )
         if split == "train" and stats.kept == 0:
             why = ", ".join(f"{k}: {v}" for k, v in stats.dropped.items() if k != "ratio")

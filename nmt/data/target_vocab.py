@@ -27,13 +27,14 @@ BLOCK = 1 << 22  # tokens per read: memory stays constant in the corpus size
 
 
 def _blocks(path: str, dtype: str):
-    """The tokens of a `.bin` file, BLOCK at a time."""
-    n = os.path.getsize(path) // np.dtype(dtype).itemsize
-    if n == 0:  # np.memmap cannot map an empty file
-        return
-    data = np.memmap(path, dtype=dtype, mode="r")
-    for start in range(0, n, BLOCK):
-        yield np.asarray(data[start : start + BLOCK])
+    """The tokens of a `.bin` file, BLOCK at a time (plain reads: the pages a memory map touches
+    would stay resident while it is open)."""
+    with open(path, "rb") as f:
+        while True:
+            block = np.fromfile(f, dtype=dtype, count=BLOCK)
+            if not len(block):
+                return
+            yield block
 
 
 def used_ids(paths: list[str], dtype: str, vocab_size: int) -> np.ndarray:
