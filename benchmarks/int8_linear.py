@@ -244,7 +244,7 @@ def main() -> None:
     ap.add_argument("--rss-of", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.variants = args.variants.split(",")
-    with process_settings(args.threads):  # as `nmt generate --threads`: memory and matmul kernel settings too
+    with process_settings(args.threads):  # as `nmt generate --threads`: the memory setting too
         if args.rss_of:
             arch, variant = args.rss_of.split(":")
             return rss_of(arch, variant, args)

@@ -13,7 +13,7 @@
 # with beam BEAM -> sacreBLEU (BLEU lowercased and cased, chrF) -> attention heatmaps of one sentence.
 #
 # Needs: the corpus (NMT_DATA_DIR: train, valid, test2016 .en/.de/.fr, raw text; or the network),
-# 2 CPU cores (no GPU), about 7 GB of memory, ~0.5 GB of disk (estimated); 59 minutes in all.
+# 2 CPU cores (no GPU), about 2 GB of memory, ~0.5 GB of disk (estimated); 59 minutes in all.
 # Reaches, as it is, on a 2-core Intel Xeon with AMX (bf16), test2016, 2026-12-04: en->de 41.08 BLEU
 # lowercased, 40.57 cased, chrF 64.80 (71 epochs); en->fr 61.30, 61.20, chrF 76.33 (62 epochs).
 # Slower CPUs train fewer epochs in the hour and score a few tenths lower; see docs/results.md.
@@ -70,6 +70,9 @@ if [[ "$AMP" == auto ]]; then
         AMP=bf16; LOGITS=--full-logits
     fi
 fi
+# Few batch shapes keep oneDNN's bf16 kernels bounded; fp32 products generate none, so there the
+# padding would only cost (0.86x the tokens/s; docs/benchmarks.md).
+SHAPES=""; [[ "$AMP" == none ]] && SHAPES="--pad-to-multiple 1"
 (( AVG <= EPOCHS )) || die "AVG=$AVG is more than EPOCHS=$EPOCHS epoch checkpoints"
 
 RAW="$WORK/raw"; DATA="$WORK/data-bin"; CKPT="$WORK/ckpt"
@@ -94,11 +97,11 @@ fi
 
 # ------------------------------------------------------------------ train
 echo "== train transformer_multi30k for $HOURS h (at most $EPOCHS epochs, amp $AMP) -> $CKPT"
-# shellcheck disable=SC2086  # TRAIN_ARGS is a list of flags
+# shellcheck disable=SC2086  # TRAIN_ARGS is a list of flags; LOGITS and SHAPES are empty or flags
 $NMT train "$DATA" --arch transformer_multi30k --share-all-embeddings --save-dir "$CKPT" \
     --max-tokens 4096 --dropout 0.2 --optimizer adamw --weight-decay "$WD" --lr 3e-3 --warmup-updates 1000 --label-smoothing 0.1 \
     --stop-time-hours "$HOURS" --max-epoch "$EPOCHS" --keep-last-epochs "$AVG" --eval-bleu --best-checkpoint-metric bleu \
-    --save-init-checkpoint --threads "$THREADS" --amp "$AMP" $LOGITS --log-interval 100 $TRAIN_ARGS
+    --save-init-checkpoint --threads "$THREADS" --amp "$AMP" $LOGITS $SHAPES --log-interval 100 $TRAIN_ARGS
 
 # ------------------------------------------------------------------ average, translate, score
 # How many: a fifth of the epochs trained (rounded), from 1 to AVG. The wall-time budget gives a

@@ -90,26 +90,3 @@ def test_a_thread_count_changed_inside_is_undone_too(caller_threads):
     with D.process_settings(threads=2):
         torch.set_num_threads(4)  # e.g. a library call in the run
     assert torch.get_num_threads() == caller_threads
-
-
-# ----------------------------------------------------------------------------- matmul kernel cache
-def test_process_settings_size_onednns_kernel_cache(monkeypatch, caller_threads):
-    monkeypatch.delenv(D.ONEDNN_CACHE, raising=False)
-    with D.process_settings():
-        assert D.os.environ[D.ONEDNN_CACHE] == "8192"
-
-
-def test_a_users_kernel_cache_setting_stays_in_force(monkeypatch, caller_threads):
-    monkeypatch.setenv(D.ONEDNN_CACHE, "100")
-    assert D.keep_matmul_kernels() == 100
-    with D.process_settings(threads=2):
-        assert D.os.environ[D.ONEDNN_CACHE] == "100"
-    assert D.keep_matmul_kernels(4096) == 100
-    assert D.os.environ[D.ONEDNN_CACHE] == "100"
-
-
-def test_keep_matmul_kernels_returns_the_capacity_it_set(monkeypatch):
-    monkeypatch.delenv(D.ONEDNN_CACHE, raising=False)
-    assert D.keep_matmul_kernels(4096) == 4096
-    assert D.os.environ[D.ONEDNN_CACHE] == "4096"
-    assert D.keep_matmul_kernels() == 4096  # set once: the first value stays

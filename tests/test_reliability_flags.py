@@ -36,6 +36,8 @@ TRAIN = [
     ("--max-tokens", "0", "--max-tokens must be > 0"),
     ("--max-tokens", "many", "--max-tokens: cannot read 'many'"),
     ("--batch-size", "0", "--batch-size must be > 0"),
+    ("--pad-to-multiple", "0", "--pad-to-multiple must be >= 1 (1 = off)"),
+    ("--row-sizes", "0", "--row-sizes must be >= 1"),
     ("--update-freq", "0", "--update-freq must be >= 1"),
     ("--lr", "-1", "--lr must be a finite number > 0"),
     ("--lr", "nan", "--lr: cannot read 'nan'"),

@@ -47,6 +47,14 @@ class TrainConfig:
     label_smoothing: float = opt(0.1, "Share of probability mass spread over the vocabulary in the loss.")
     max_tokens: int = opt(4096, "Tokens per batch and process, source or target, padding included.")
     batch_size: Optional[int] = opt(None, "Cap on sentences per batch.")
+    pad_to_multiple: int = opt(
+        8,
+        "Pad batch lengths to a multiple of this and cut batches to few shapes, so CPU matrix kernels are "
+        "reused (1: off, batches padded to their longest sentence).",
+    )
+    row_sizes: int = opt(
+        4, "Row counts a batch of one length bucket may have: the most that fit, and its 1/N, 2/N, ... (padded up)."
+    )
     update_freq: int = opt(1, "Gradient accumulation: batches per optimizer step.")
     seed: int = opt(1, "Seed of initial weights, batch order and dropout.")
     num_workers: int = opt(0, "DataLoader worker processes (0: batches are built in the training process).")
@@ -101,6 +109,8 @@ def check_train(cfg: TrainConfig) -> None:
     checks = [
         (cfg.max_tokens > 0, "--max-tokens must be > 0"),
         (cfg.batch_size is None or cfg.batch_size > 0, "--batch-size must be > 0"),
+        (cfg.pad_to_multiple >= 1, "--pad-to-multiple must be >= 1 (1 = off)"),
+        (cfg.row_sizes >= 1, "--row-sizes must be >= 1"),
         (cfg.update_freq >= 1, "--update-freq must be >= 1"),
         (cfg.num_workers >= 0, "--num-workers must be >= 0"),
         (cfg.threads is None or cfg.threads > 0, "--threads must be > 0"),

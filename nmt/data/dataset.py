@@ -4,8 +4,9 @@ Shape legend: B sentences in a batch, S source length, T target length (both wit
 
 A split is read through np.memmap (`{split}.{lang}.bin` tokens + `.idx` int64 offsets), so a
 corpus of any size costs only its page cache. Batches are lists of sentence indices, built once
-from the lengths (`batch_by_tokens`), reordered per epoch (`epoch_order`), divided among ranks
-(`shard`) and turned into padded tensors (`collate`) inside DataLoader workers (`BatchDataset`).
+from the lengths (`plan_batches`, to few shapes by nmt.data.shapes), reordered per epoch
+(`epoch_order`), divided among ranks (`shard`) and turned into padded tensors (`collate`, to the
+policy's shape) inside DataLoader workers (`BatchDataset`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from nmt.data.binarize import FORMAT_VERSION
+from nmt.data.shapes import OFF, ShapePolicy
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import UserError
 
@@ -146,21 +148,15 @@ def copy_of_epoch(epoch: int, copies: int) -> int:
     return (epoch - 1) % copies
 
 
-def batch_by_tokens(
-    src_sizes: np.ndarray,
-    tgt_sizes: Optional[np.ndarray],
-    max_tokens: int,
-    batch_size: Optional[int] = None,
-) -> list[np.ndarray]:
-    """Length-bucketed batches of sentence indices; each batch's padded size fits `max_tokens`.
-
-    Sentences are sorted by (target length, source length, index) and cut greedily so that
-    n_sentences * longest (+1 for EOS/BOS) <= max_tokens on both sides, and n_sentences <=
-    batch_size when given. Every index appears in exactly one batch; the result is deterministic.
-    A sentence longer than `max_tokens` on its own raises UserError naming it.
-    """
+def with_ends(src_sizes: np.ndarray, tgt_sizes: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) int64 source and target lengths with EOS/BOS from piece counts; targets all 0 without them."""
     src = np.asarray(src_sizes, dtype=np.int64) + 1  # + EOS
     tgt = np.asarray(tgt_sizes, dtype=np.int64) + 1 if tgt_sizes is not None else np.zeros_like(src)  # + BOS/EOS
+    return src, tgt
+
+
+def require_fits(src: np.ndarray, tgt: np.ndarray, max_tokens: int) -> None:
+    """UserError naming the first sentence whose length (EOS/BOS included) alone exceeds max_tokens."""
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be positive, got {max_tokens}")
     over = np.flatnonzero(np.maximum(src, tgt) > max_tokens)
@@ -170,23 +166,50 @@ def batch_by_tokens(
             f"sentence {i} needs {src[i]} source / {tgt[i]} target tokens with EOS, more than --max-tokens "
             f"{max_tokens} ({len(over)} such sentences); raise --max-tokens or preprocess with a lower --max-len"
         )
+
+
+def plan_batches(src_sizes: np.ndarray, tgt_sizes: Optional[np.ndarray], policy: ShapePolicy) -> list[np.ndarray]:
+    """Length-bucketed batches of sentence indices; each batch's padded shape fits the token budget.
+
+    Lengths (+1 for EOS/BOS) are padded by `policy` (nmt.data.shapes; off: left as they are).
+    Sentences are sorted by (padded target length, padded source length, target length, source
+    length, index) and cut greedily so that n_sentences * the longest padded length <=
+    policy.max_tokens on both sides, and n_sentences <= policy.max_rows when given. Every index
+    appears in exactly one batch; the result is deterministic. A sentence longer than max_tokens
+    on its own raises UserError naming it.
+    """
+    src, tgt = with_ends(src_sizes, tgt_sizes)
+    require_fits(src, tgt, policy.max_tokens)
+    sp, tp = policy.padded_length(src), policy.padded_length(tgt)  # (n,) each
     # Target length first: the decoder, output projection and loss are most of a step's work,
     # so their padding costs more than the encoder's (without targets this sorts by source).
-    order = np.lexsort((np.arange(len(src)), src, tgt))
-    cap = batch_size or len(src)
+    # Sorting by padded lengths first keeps a batch inside one (target, source) bucket until the
+    # bucket runs out, so that the batches of a bucket share its shape.
+    order = np.lexsort((np.arange(len(src)), src, tgt, sp, tp))
+    max_tokens, max_rows = policy.max_tokens, policy.max_rows or len(src)
     bounds = [0]
-    n = max_s = max_t = 0
+    n = longest = 0
     # One pass over the lengths as Python ints: the cut points depend on each other, so this
     # loop is inherently sequential; it costs about a second per million sentences.
-    for s, t in zip(src[order].tolist(), tgt[order].tolist()):
-        ms, mt = max(max_s, s), max(max_t, t)
-        if n and (n == cap or (n + 1) * ms > max_tokens or (n + 1) * mt > max_tokens):
+    for s, t in zip(sp[order].tolist(), tp[order].tolist()):
+        widest = max(longest, s, t)
+        if n and (n == max_rows or (n + 1) * widest > max_tokens):
             bounds.append(bounds[-1] + n)
-            n, ms, mt = 0, s, t
-        n, max_s, max_t = n + 1, ms, mt
+            n, widest = 0, max(s, t)
+        n, longest = n + 1, widest
     if n:
         bounds.append(bounds[-1] + n)
     return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def batch_by_tokens(
+    src_sizes: np.ndarray,
+    tgt_sizes: Optional[np.ndarray],
+    max_tokens: int,
+    batch_size: Optional[int] = None,
+) -> list[np.ndarray]:
+    """`plan_batches` with the shape policy off: each batch as long as its longest sentence."""
+    return plan_batches(src_sizes, tgt_sizes, ShapePolicy(max_tokens, batch_size, multiple=1))
 
 
 def epoch_order(num_batches: int, epoch: int, seed: int) -> np.ndarray:
@@ -214,7 +237,8 @@ class Batch:
 
     src (B, S): pieces + EOS; src_lens (B,): non-pad source tokens; tgt_in (B, T): BOS + pieces;
     tgt_out (B, T): pieces + EOS; ntokens: non-pad target tokens; ids (B,): sentence indices.
-    Target fields are None for source-only data.
+    Target fields are None for source-only data. Rows after the sentences may be padding rows
+    (nmt.data.shapes): source EOS alone, target input BOS alone, targets all PAD, id -1.
     """
 
     src: torch.Tensor
@@ -244,55 +268,66 @@ class Batch:
         return self.src.size(0)
 
 
-def _pad(arr: TokenArray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B, L+1) int64 pieces + EOS, right-padded, of the sentences `idx`; and their lengths (B,)."""
-    lens = arr.sizes[idx]  # (B,)
-    starts = arr.offsets[idx]  # (B,)
-    width = int(lens.max(initial=0)) + 1
-    out = np.full((len(idx), width), PAD, dtype=np.int64)
+def _pad(arr: TokenArray, idx: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, width) int64 pieces + EOS of the sentences `idx`, right-padded, then rows - len(idx)
+    padding rows holding EOS alone (an empty sentence); and the sentences' lengths (len(idx),)."""
+    lens = arr.sizes[idx]  # (n,)
+    starts = arr.offsets[idx]  # (n,)
+    out = np.full((rows, width), PAD, dtype=np.int64)
     total = int(lens.sum())
     row = np.repeat(np.arange(len(idx)), lens)  # (total,) batch row of every token
-    first = np.cumsum(lens) - lens  # (B,) position of each sentence's first token in the flat run
+    first = np.cumsum(lens) - lens  # (n,) position of each sentence's first token in the flat run
     col = np.arange(total) - np.repeat(first, lens)  # (total,) position within its sentence
     flat = np.repeat(starts - first, lens) + np.arange(total)  # (total,) index into arr.tokens
     out[row, col] = arr.tokens[flat]
-    out[np.arange(len(idx)), lens] = EOS
+    out[np.arange(rows), np.r_[lens, np.zeros(rows - len(idx), dtype=lens.dtype)]] = EOS
     return out, lens
 
 
-def collate(pairs: PairDataset, indices) -> Batch:
-    """Padded Batch of the sentences `indices` of `pairs`, in the given order."""
+def collate(pairs: PairDataset, indices, policy: ShapePolicy = OFF) -> Batch:
+    """Padded Batch of the sentences `indices` of `pairs`, in the given order.
+
+    With the policy off (the default) the batch has one row per sentence and is as long as its
+    longest sentence on each side; with it, the (B, S, T) of `policy.shape`: padding rows after
+    the sentences (source EOS, target input BOS, targets PAD, id -1) and lengths padded with PAD.
+    """
     idx = np.asarray(indices, dtype=np.int64)
-    src, src_lens = _pad(pairs.src, idx)
+    n = len(idx)
+    src_lens = pairs.src.sizes[idx] + 1  # (n,) with EOS
+    tgt_lens = None if pairs.tgt is None else pairs.tgt.sizes[idx] + 1
+    rows, S, T = policy.shape(src_lens, tgt_lens)
+    src, _ = _pad(pairs.src, idx, rows, S)
     tgt_in = tgt_out = None
     ntokens = 0
     if pairs.tgt is not None:
-        tgt_out, tgt_lens = _pad(pairs.tgt, idx)  # (B, T)
+        tgt_out, _ = _pad(pairs.tgt, idx, rows, T)  # (B, T)
         tgt_in = np.empty_like(tgt_out)  # (B, T): BOS + tgt_out shifted right, its EOS made PAD
         tgt_in[:, 0] = BOS
         tgt_in[:, 1:] = tgt_out[:, :-1]
         tgt_in[tgt_in == EOS] = PAD  # EOS never occurs among pieces, only as the appended end
-        ntokens = int(tgt_lens.sum()) + len(idx)
+        tgt_out[n:] = PAD  # padding rows: nothing to score
+        ntokens = int(tgt_lens.sum())
         tgt_in, tgt_out = torch.from_numpy(tgt_in), torch.from_numpy(tgt_out)
     return Batch(
         src=torch.from_numpy(src),
-        src_lens=torch.from_numpy(src_lens + 1),
+        src_lens=torch.from_numpy(np.r_[src_lens, np.ones(rows - n, dtype=np.int64)]),
         tgt_in=tgt_in,
         tgt_out=tgt_out,
         ntokens=ntokens,
-        ids=torch.from_numpy(idx.copy()),
+        ids=torch.from_numpy(np.r_[idx, np.full(rows - n, -1, dtype=np.int64)]),
     )
 
 
 class BatchDataset(torch.utils.data.Dataset):
-    """Item i = collate(pairs, batches[i]); use DataLoader(ds, batch_size=None, num_workers=...)."""
+    """Item i = collate(pairs, batches[i], policy); use DataLoader(ds, batch_size=None, num_workers=...)."""
 
-    def __init__(self, pairs: PairDataset, batches: list[np.ndarray]) -> None:
+    def __init__(self, pairs: PairDataset, batches: list[np.ndarray], policy: ShapePolicy = OFF) -> None:
         self.pairs = pairs
         self.batches = batches
+        self.policy = policy
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i: int) -> Batch:
-        return collate(self.pairs, self.batches[i])
+        return collate(self.pairs, self.batches[i], self.policy)

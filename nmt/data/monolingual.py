@@ -22,8 +22,9 @@ tokens before it in the stream, back to the block's start (and from the token ju
 Masked LM: one sample per sentence, its pieces cut to N - 1 and EOS, masked by
 nmt.data.masking with a generator seeded from (seed, epoch, sentence index).
 
-Batches of either are built from the samples' lengths with nmt.data.dataset.batch_by_tokens and
-ordered and sharded as translation's (nmt.tasks); a batch is a `TokenBatch`.
+Batches of either are built from the samples' lengths with nmt.data.dataset.plan_batches, cut
+and padded to few shapes (nmt.data.shapes), and ordered and sharded as translation's
+(nmt.tasks); a batch is a `TokenBatch`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 
 from nmt.data.dataset import TokenArray
 from nmt.data.masking import MaskSpec, mask_tokens, sample_generator
+from nmt.data.shapes import OFF, ShapePolicy
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.errors import UserError
 
@@ -121,7 +123,8 @@ class TokenBatch:
 
     tokens (B, T): the model's input (language model: BOS-first blocks; masked LM: masked sentences
     + EOS); target (B, T): the gold token where scored, PAD elsewhere; ntokens: scored positions;
-    ids (B,): block or sentence indices.
+    ids (B,): block or sentence indices. Padding rows (nmt.data.shapes) follow the samples: input
+    BOS (language model) or EOS (masked LM) alone, targets PAD, id -1.
     """
 
     tokens: torch.Tensor
@@ -148,22 +151,31 @@ class TokenBatch:
         return self.tokens.size(0)
 
 
-def pad_batch(samples: list[tuple[np.ndarray, np.ndarray]], ids) -> TokenBatch:
-    """TokenBatch of (input (L,), target (L,)) pairs, right-padded to the longest."""
-    width = max((len(x) for x, _ in samples), default=0)
-    tokens = np.full((len(samples), width), PAD, dtype=np.int64)
+def pad_batch(
+    samples: list[tuple[np.ndarray, np.ndarray]], ids, policy: ShapePolicy = OFF, start: int = BOS
+) -> TokenBatch:
+    """TokenBatch of (input (L,), target (L,)) pairs, right-padded to the (B, T) of `policy` (off: to
+    the longest, one row each); padding rows are an empty sample, input `start` alone, targets PAD, id -1."""
+    lens = np.fromiter((len(x) for x, _ in samples), dtype=np.int64, count=len(samples))
+    rows, width, _ = policy.shape(lens, None)
+    tokens = np.full((rows, width), PAD, dtype=np.int64)
     target = np.full_like(tokens, PAD)
     for b, (x, y) in enumerate(samples):
         tokens[b, : len(x)], target[b, : len(y)] = x, y
-    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    return TokenBatch(torch.from_numpy(tokens), torch.from_numpy(target), int((target != PAD).sum()), ids)
+    tokens[len(samples) :, 0] = start
+    ids = np.r_[np.asarray(ids, dtype=np.int64), np.full(rows - len(samples), -1, dtype=np.int64)]
+    return TokenBatch(
+        torch.from_numpy(tokens), torch.from_numpy(target), int((target != PAD).sum()), torch.from_numpy(ids)
+    )
 
 
 class BlockDataset(torch.utils.data.Dataset):
     """Language modeling: item i is the batch of blocks `batches[i]` (indices into `blocks`)."""
 
-    def __init__(self, text: TokenArray, blocks: np.ndarray, batches: list[np.ndarray]) -> None:
-        self.text, self.blocks, self.batches = text, blocks, batches
+    def __init__(
+        self, text: TokenArray, blocks: np.ndarray, batches: list[np.ndarray], policy: ShapePolicy = OFF
+    ) -> None:
+        self.text, self.blocks, self.batches, self.policy = text, blocks, batches, policy
         self.so = stream_offsets(text.sizes)
 
     def __len__(self) -> int:
@@ -171,7 +183,7 @@ class BlockDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> TokenBatch:
         idx = self.batches[i]
-        return pad_batch([lm_sample(self.text, self.so, self.blocks[k]) for k in idx], idx)
+        return pad_batch([lm_sample(self.text, self.so, self.blocks[k]) for k in idx], idx, self.policy, BOS)
 
 
 class MaskedDataset(torch.utils.data.Dataset):
@@ -186,9 +198,10 @@ class MaskedDataset(torch.utils.data.Dataset):
         seed: int,
         epoch: int,
         starts: Optional[torch.Tensor] = None,
+        policy: ShapePolicy = OFF,
     ) -> None:
         self.text, self.batches, self.block, self.spec = text, batches, block, spec
-        self.seed, self.epoch, self.starts = seed, epoch, starts
+        self.seed, self.epoch, self.starts, self.policy = seed, epoch, starts, policy
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -199,4 +212,4 @@ class MaskedDataset(torch.utils.data.Dataset):
             tokens = torch.from_numpy(sentence_sample(self.text, k, self.block))
             inp, target = mask_tokens(tokens, sample_generator(self.seed, self.epoch, k), self.spec, self.starts)
             samples.append((inp.numpy(), target.numpy()))
-        return pad_batch(samples, self.batches[i])
+        return pad_batch(samples, self.batches[i], self.policy, EOS)  # a padding row: an empty sentence

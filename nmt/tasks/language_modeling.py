@@ -22,6 +22,7 @@ import torch
 
 from nmt.config import TrainConfig
 from nmt.data.monolingual import BlockDataset, TokenBatch, lm_blocks
+from nmt.data.shapes import policy_of
 from nmt.models import build_for_data
 from nmt.registry import CRITERIA, TASKS, lookup, register
 from nmt.tasks.checks import require_arch_for_task
@@ -109,10 +110,12 @@ class LanguageModelingTask:
 
     def train_dataset(self, epoch: int, batches: list[np.ndarray]) -> BlockDataset:
         """Item i: the blocks of `batches[i]` as a TokenBatch."""
-        return BlockDataset(self.data.train, self.train_blocks, batches)
+        return BlockDataset(self.data.train, self.train_blocks, batches, policy_of(self.cfg))
 
     def valid_dataset(self) -> Optional[BlockDataset]:
         """This rank's share of the valid split's batches; None when the data has no valid split."""
         if self.data.valid is None:
             return None
-        return BlockDataset(self.data.valid, self.valid_blocks, rank_share(self.valid_batches, self.info))
+        return BlockDataset(
+            self.data.valid, self.valid_blocks, rank_share(self.valid_batches, self.info), policy_of(self.cfg)
+        )

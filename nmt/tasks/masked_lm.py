@@ -29,6 +29,7 @@ from nmt.config import TrainConfig
 from nmt.data.masking import MaskSpec, word_starts
 from nmt.data.monolingual import MaskedDataset, TokenBatch
 from nmt.data.preprocess_mono import MASK_PIECE
+from nmt.data.shapes import policy_of
 from nmt.data.tokenizer import PAD, UNK
 from nmt.errors import UserError
 from nmt.models import build_for_data
@@ -47,7 +48,7 @@ class MaskedLoss:
 
     The model reads batch.tokens (B, T) with its pad_mask and returns the logits (N, V) of the
     positions where batch.target (B, T) is not PAD; `criterion` scores them against those N
-    targets. nsentences counts the batch's sentences.
+    targets. nsentences counts the batch's sentences (not its padding rows).
     """
 
     criterion: Callable
@@ -64,7 +65,7 @@ class MaskedLoss:
         with autocast():
             logits = net(batch.tokens, batch.pad_mask, masked=masked)  # (N, V)
         loss, stats = self.criterion(logits, batch.target[masked], self.eps)  # target (N,), row-major as logits
-        nsentences = torch.tensor(batch.tokens.size(0), device=batch.tokens.device)
+        nsentences = batch.ids.ge(0).sum()  # padding rows have id -1
         return loss, {**stats, "nsentences": nsentences}
 
 
@@ -95,7 +96,7 @@ class MaskedLMTask:
 
     def _dataset(self, text, batches: list[np.ndarray], epoch: int) -> MaskedDataset:
         block = self.cfg.lm.tokens_per_sample
-        return MaskedDataset(text, batches, block, self.spec, self.cfg.seed, epoch, self.starts)
+        return MaskedDataset(text, batches, block, self.spec, self.cfg.seed, epoch, self.starts, policy_of(self.cfg))
 
     # ------------------------------------------------------------------ model and criterion
     def build_model(self, model_cfg) -> torch.nn.Module:

@@ -1,7 +1,8 @@
 """What the two monolingual tasks (language_modeling, masked_lm) share: the data directory read
 for one rank, and the batches of its samples.
 
-Batches are built once from the samples' lengths (`batch_by_tokens`: --max-tokens, --batch-size)
+Batches are built once from the samples' lengths and cut and padded to few shapes
+(`plan_batches`, nmt.data.shapes: --max-tokens, --batch-size, --pad-to-multiple, --row-sizes)
 and each epoch's are ordered by (--seed, epoch) and sharded as translation's (`epoch_plan`), so
 they are a pure function of (data, flags, seed, epoch, rank, world size).
 """
@@ -13,8 +14,9 @@ from typing import Optional
 import numpy as np
 
 from nmt.config import TrainConfig
-from nmt.data.dataset import TokenArray, batch_by_tokens, read_meta
+from nmt.data.dataset import TokenArray, plan_batches, read_meta
 from nmt.data.monolingual import load_text
+from nmt.data.shapes import policy_of
 from nmt.data.tokenizer import SentencePieceTokenizer, load_tokenizers, read_blobs
 from nmt.errors import UserError
 from nmt.tasks.checks import require_no_translation_flags, require_task_data
@@ -46,8 +48,8 @@ class MonolingualData:
 
 def batches_of(lengths: np.ndarray, cfg: TrainConfig) -> list[np.ndarray]:
     """Token-budget batches of sample indices for samples of `lengths` tokens (EOS included)."""
-    # batch_by_tokens counts one EOS on top of the sizes it is given
-    return batch_by_tokens(np.asarray(lengths, dtype=np.int64) - 1, None, cfg.max_tokens, cfg.batch_size)
+    # plan_batches counts one EOS on top of the sizes it is given
+    return plan_batches(np.asarray(lengths, dtype=np.int64) - 1, None, policy_of(cfg))
 
 
 def rank_share(batches: list, info: DistInfo) -> list:

@@ -4,11 +4,12 @@ A data directory written by `nmt preprocess` becomes:
 
 - the training copies: the `train` split, then its copies with sampled segmentations
   (`--subword-samples`); epoch e trains on copy (e - 1) mod copies (`copy_of_epoch`);
-- token-budget batches of sentence indices per copy, built once from its own lengths
-  (`batch_by_tokens`: --max-tokens, --batch-size);
+- token-budget batches of sentence indices per copy, built once from its own lengths and cut
+  and padded to few shapes (`plan_batches`, nmt.data.shapes: --max-tokens, --batch-size,
+  --pad-to-multiple, --row-sizes);
 - an epoch's batches for one rank: the copy's batches in an order drawn from (--seed, epoch)
   (`epoch_order`), then every world_size-th of them from the rank on, as many on every rank
-  (`shard`). So they are a pure function of (data, max_tokens, batch_size, seed, epoch, rank,
+  (`shard`). So they are a pure function of (data, the batching flags, seed, epoch, rank,
   world size), and a resumed run finds the same batches and skips those already consumed;
 - the valid split, batched the same way, every world_size-th batch on each rank.
 
@@ -33,14 +34,15 @@ from nmt.data.dataset import (
     Batch,
     BatchDataset,
     PairDataset,
-    batch_by_tokens,
     copy_of_epoch,
     epoch_order,
     load_split,
+    plan_batches,
     read_meta,
     shard,
     train_copies,
 )
+from nmt.data.shapes import policy_of
 from nmt.data.tokenizer import load_tokenizers, read_blobs
 from nmt.models import build_for_data
 from nmt.registry import CRITERIA, TASKS, lookup, register
@@ -106,11 +108,12 @@ class TranslationTask:
         self.train_sets: list[PairDataset] = train_copies(cfg.data, self.meta)  # the split, then sampled copies
         has_valid = "valid" in self.meta.get("splits", {})
         self.valid_data: Optional[PairDataset] = load_split(cfg.data, "valid", self.meta) if has_valid else None
+        self.policy = policy_of(cfg)
         self.set_batches = [self._batches(d) for d in self.train_sets]
         self.valid_batches = [] if self.valid_data is None else self._batches(self.valid_data)
 
     def _batches(self, pairs: PairDataset) -> list[np.ndarray]:
-        return batch_by_tokens(pairs.src.sizes, pairs.tgt.sizes, self.cfg.max_tokens, self.cfg.batch_size)
+        return plan_batches(pairs.src.sizes, pairs.tgt.sizes, self.policy)
 
     # ------------------------------------------------------------------ model and criterion
     def build_model(self, model_cfg) -> torch.nn.Module:
@@ -143,10 +146,10 @@ class TranslationTask:
 
     def train_dataset(self, epoch: int, batches: list[np.ndarray]) -> BatchDataset:
         """Item i: `batches[i]` of epoch `epoch` collated into a Batch."""
-        return BatchDataset(self.epoch_data(epoch), batches)
+        return BatchDataset(self.epoch_data(epoch), batches, self.policy)
 
     def valid_dataset(self) -> Optional[BatchDataset]:
         """This rank's share of the valid split's batches; None when the data has no valid split."""
         if self.valid_data is None:
             return None
-        return BatchDataset(self.valid_data, self.valid_batches[self.info.rank :: self.info.world_size])
+        return BatchDataset(self.valid_data, self.valid_batches[self.info.rank :: self.info.world_size], self.policy)

@@ -179,8 +179,10 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.0, p
 
 
 def _stats(loss: torch.Tensor, nll: torch.Tensor, target: torch.Tensor, pad: int) -> dict:
-    ntokens = (target != pad).sum()
-    nsentences = torch.tensor(target.size(0), device=target.device)
+    scored = target != pad
+    ntokens = scored.sum()
+    # rows with something to score: the sentences, not the padding rows of a batch (nmt.data.shapes)
+    nsentences = (scored if scored.dim() == 1 else scored.flatten(1).any(-1)).sum()
     return {"loss": loss.detach(), "nll_loss": nll.detach(), "ntokens": ntokens, "nsentences": nsentences}
 
 

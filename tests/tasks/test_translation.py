@@ -64,7 +64,7 @@ def test_epoch_plan_orders_by_seed_and_epoch_then_shards():
 
 def test_batches_are_a_pure_function_of_data_max_tokens_seed_and_epoch(toy_data_dir):
     task = _task(toy_data_dir)
-    assert task.num_batches(1) == 60 and len(task.train_sets[0]) == 1600
+    assert task.num_batches(1) == 62 and len(task.train_sets[0]) == 1600
     epochs = {e: _ids(task.epoch_batches(e)) for e in (1, 2, 3)}
     for ids in epochs.values():
         assert sorted(i for b in ids for i in b) == list(range(1600))  # every pair once per epoch
@@ -75,20 +75,22 @@ def test_batches_are_a_pure_function_of_data_max_tokens_seed_and_epoch(toy_data_
     assert all(_ids(other.epoch_batches(e)) == ids for e, ids in epochs.items())
     again = _task(toy_data_dir)
     assert all(_ids(again.epoch_batches(e)) == ids for e, ids in epochs.items())
-    # The seed reorders the same batches; max_tokens makes other batches.
+    # The seed reorders the same batches; max_tokens and the shape flags make other batches.
     reseeded = _ids(_task(toy_data_dir, seed=2).epoch_batches(1))
     assert reseeded != epochs[1] and sorted(reseeded) == sorted(epochs[1])
     bigger = _task(toy_data_dir, max_tokens=1200)
-    assert bigger.num_batches(1) < 60
+    assert bigger.num_batches(1) < 62
+    pairs = bigger.train_sets[0]
     for b in bigger.set_batches[0]:
-        longest = max(int(bigger.train_sets[0].src.sizes[b].max()), int(bigger.train_sets[0].tgt.sizes[b].max()))
-        assert len(b) * (longest + 1) <= 1200
+        rows, S, T = bigger.policy.shape(pairs.src.sizes[b] + 1, pairs.tgt.sizes[b] + 1)
+        assert rows * max(S, T) <= 1200 and S % 8 == 0 and T % 8 == 0  # the padded shape keeps the budget
+    assert _task(toy_data_dir, pad_to_multiple=1).num_batches(1) == 60  # each batch as long as its longest
 
 
 @pytest.mark.parametrize("world_size", [2, 3, 7])
 def test_sharding_over_ranks_partitions_an_epochs_batches(toy_data_dir, world_size):
-    whole = _ids(_task(toy_data_dir).epoch_batches(2))  # 60 batches
-    per_rank = 60 // world_size
+    whole = _ids(_task(toy_data_dir).epoch_batches(2))  # 62 batches
+    per_rank = len(whole) // world_size
     shares = [_ids(_task(toy_data_dir, rank=r, world_size=world_size).epoch_batches(2)) for r in range(world_size)]
     assert [len(s) for s in shares] == [per_rank] * world_size  # as many updates on every rank
     # Rank r takes batches r, r + world_size, ... of the epoch's order: together, its first per_rank * world_size.
@@ -121,8 +123,9 @@ def test_train_dataset_collates_the_epochs_batches_in_order(toy_data_dir):
     dataset = task.train_dataset(3, batches)
     assert len(dataset) == 2
     for k in range(2):
-        assert dataset[k].ids.tolist() == batches[k].tolist()
-        assert dataset[k].ntokens == int(task.train_sets[0].tgt.sizes[batches[k]].sum()) + len(batches[k])
+        n = len(batches[k])
+        assert dataset[k].ids[:n].tolist() == batches[k].tolist() and dataset[k].ids[n:].eq(-1).all()
+        assert dataset[k].ntokens == int(task.train_sets[0].tgt.sizes[batches[k]].sum()) + n
 
 
 def test_the_loss_is_the_criterion_and_its_blockwise_form_only_under_autocast(toy_data_dir):
@@ -152,4 +155,4 @@ def test_the_loss_of_a_batch_is_the_criterion_of_the_teacher_forced_logits(toy_d
         model(batch.src, batch.src_pad_mask, batch.tgt_in), batch.tgt_out, 0.1
     )
     assert torch.equal(loss, want) and torch.equal(stats["nll_loss"], want_stats["nll_loss"])
-    assert int(stats["ntokens"]) == batch.ntokens and int(stats["nsentences"]) == len(batch)
+    assert int(stats["ntokens"]) == batch.ntokens and int(stats["nsentences"]) == int(batch.ids.ge(0).sum())

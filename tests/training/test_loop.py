@@ -158,10 +158,14 @@ def test_epochs_take_the_subword_sampled_copies_in_turn(toy_raw_dir, tmp_path, c
         assert data_e is task.train_sets[copy]
         assert sorted(i for b in batches for i in b.tolist()) == list(range(len(data_e)))  # every pair once
         assert max(len(b) * (int(data_e.tgt.sizes[b].max()) + 1) for b in batches) <= cfg.max_tokens  # its own lengths
-    first = task.train_dataset(2, task.epoch_batches(2)[:1])[0]
-    same = task.train_dataset(1, task.epoch_batches(2)[:1])[0]  # the same sentences, original segmentation
-    assert [task.tgt_tok.decode(r) for r in first.tgt_out.tolist()] == [
-        task.tgt_tok.decode(r) for r in same.tgt_out.tolist()
+        shapes = [task.policy.shape(data_e.src.sizes[b] + 1, data_e.tgt.sizes[b] + 1) for b in batches]
+        assert max(rows * max(s, t) for rows, s, t in shapes) <= cfg.max_tokens  # padded shapes, too
+    batch = task.epoch_batches(2)[0]
+    first = task.train_dataset(2, [batch])[0]
+    same = task.train_dataset(1, [batch])[0]  # the same sentences, original segmentation (other padding rows)
+    n = len(batch)
+    assert [task.tgt_tok.decode(r) for r in first.tgt_out[:n].tolist()] == [
+        task.tgt_tok.decode(r) for r in same.tgt_out[:n].tolist()
     ]
     assert run.run() == 0
     err = capfd.readouterr().err
@@ -378,8 +382,8 @@ def test_cosine_horizon_from_max_epoch_ends_at_min_lr(toy_data_dir, tmp_path, up
     )
     cfg, overrides = parse_train_args(args)
     run = Run(cfg, overrides)
-    per_epoch = -(-len(run.task.epoch_batches(1)) // update_freq)  # 60 batches: 60 or 20 updates
-    assert per_epoch == {1: 60, 3: 20}[update_freq]
+    per_epoch = -(-len(run.task.epoch_batches(1)) // update_freq)  # 62 batches: 62 or 21 updates
+    assert per_epoch == {1: 62, 3: 21}[update_freq]
     assert run.trainer.horizon == 2 * per_epoch
     assert cfg == parse_train_args(args)[0]  # the horizon is the Trainer's: the config is left as given
     last = lr_at(2 * per_epoch, cfg.optim, 32, horizon=run.trainer.horizon)
