@@ -101,6 +101,9 @@ class Process:
             text=True,
             encoding="utf-8",
             env=env,
+            # A shell starting pytest in the background (`cmd &`) makes it ignore SIGINT, and a
+            # child would inherit that; the Ctrl-C test needs the default, as in a terminal.
+            preexec_fn=_default_sigint if sys.platform != "win32" else None,
         )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -127,6 +130,10 @@ class Process:
         finally:
             self.proc.kill()
         return code, self.proc.stderr.read()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_pipe_gets_each_translation_before_the_next_line_is_written(ckpts, lines, tmp_path):
