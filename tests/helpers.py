@@ -1,6 +1,7 @@
 """Helpers shared by several test files (importable because pytest puts tests/ on sys.path)."""
 
 import dataclasses
+import socket
 import sys
 
 import pytest
@@ -46,3 +47,11 @@ def cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         nmt_cli.main()
     out = capsys.readouterr()
     return (e.value.code or 0), out.out, out.err
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now, for a rendezvous (a fixed port can still be
+    held by the previous run's socket, and two runs at once would collide)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

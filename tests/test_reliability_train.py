@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import TINY_TRAIN as TINY
+from helpers import free_port
 
 from nmt import checkpoint as ckpt
 from nmt.flags import parse_train_args
@@ -158,12 +158,6 @@ def logged_update(log: Path) -> int:
 
 def temp_files(save_dir: Path) -> list[str]:
     return glob.glob(str(save_dir / (ckpt.TMP_PREFIX + "*")))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- SIGKILL anywhere

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from helpers import cli
+from helpers import cli, free_port
 from monodata import make_mono_dir
 
 from nmt import checkpoint as ckpt
@@ -86,7 +86,7 @@ def test_ddp_two_gloo_processes_equal_one_process_with_two_batches_an_update(tas
     two = [a if a != "X" else str(tmp_path / "two") for a in common]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "nmt", "train", *one], check=True, env=env, capture_output=True)
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29523"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     r = subprocess.run([*launch, "-m", "nmt", "train", *two], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     a = ckpt.load(str(tmp_path / "one" / "checkpoint_last.pt"))["model"]

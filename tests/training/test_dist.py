@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import os
 import queue
-import socket
 import time
 
 import pytest
 import torch
 import torch.distributed
 import torch.multiprocessing as mp
+from helpers import free_port
 
 from nmt.training import dist
 from nmt.training.logs import Meter
@@ -30,12 +30,6 @@ STATS = [
     {"loss": 10.0, "nll_loss": 8.0, "ntokens": 14, "nsentences": 4, "gnorm": 3.0},
 ]
 RANK1_BARRIER_DELAY = 0.5  # rank 1 reaches the barrier this long after rank 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rank(rank: int, port: int, results) -> None:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from helpers import free_port
 
 from nmt import checkpoint as ckpt
 from nmt.errors import UserError
@@ -243,7 +244,7 @@ def test_ddp_two_gloo_processes_equal_one_process(toy_data_dir, tmp_path, amp):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            str(free_port()),
             "-m",
             "nmt",
             "train",
@@ -446,7 +447,7 @@ def test_ddp_ranks_stop_together_on_time(toy_data_dir, tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29519",
+            str(free_port()),
             "-m",
             "nmt",
             "train",
