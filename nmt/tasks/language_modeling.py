@@ -30,6 +30,7 @@ from nmt.tasks.monolingual import MonolingualData, batches_of, rank_share
 from nmt.tasks.translation import epoch_plan
 from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
+from nmt.training.scored_rows import scored_loss
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,15 @@ class LMLoss:
     The model reads batch.tokens (B, T); `criterion` scores its logits (B, T, V) against
     batch.target (B, T). With `from_features` the model returns features (B, T, D) and the
     criterion multiplies them by model.output_weight (V, D) a block of rows at a time in `dtype`
-    (see nmt.tasks.translation.TranslationLoss). The criterion runs outside autocast.
+    (see nmt.tasks.translation.TranslationLoss). With `scored_only` the output layer runs on the
+    non-padding targets alone (nmt.training.scored_rows). The criterion runs outside autocast.
     """
 
     criterion: Callable
     eps: float
     from_features: Optional[Callable] = None
     dtype: Optional[torch.dtype] = None
+    scored_only: bool = False
 
     def __call__(
         self,
@@ -54,13 +57,14 @@ class LMLoss:
         batch: TokenBatch,
         autocast: Callable[[], contextlib.AbstractContextManager],
     ) -> tuple[torch.Tensor, dict]:
-        if self.from_features is None:
+        if not self.scored_only:
             with autocast():
                 logits = net(batch.tokens)  # (B, T, V)
             return self.criterion(logits, batch.target, self.eps)
         with autocast():
             features = net(batch.tokens, features_only=True)  # (B, T, D)
-        return self.from_features(features, model.output_weight, batch.target, self.eps, dtype=self.dtype)
+        weight, target = model.output_weight, batch.target
+        return scored_loss(features, weight, target, self.criterion, self.eps, autocast, self.from_features, self.dtype)
 
 
 @register(TASKS, "language_modeling")
@@ -90,14 +94,15 @@ class LanguageModelingTask:
         return build_for_data(model_cfg, self.meta)
 
     def loss(self, model: torch.nn.Module, amp_dtype: Optional[torch.dtype]) -> LMLoss:
-        """--criterion for `model`; under autocast its blockwise form when the model has an
-        `output_weight` and --full-logits is off."""
+        """--criterion for `model`, scoring only the non-padding targets when the model has an
+        `output_weight`; under autocast its blockwise form unless --full-logits."""
         cfg = self.cfg
         criterion = lookup(CRITERIA, cfg.criterion, "criterion")
+        scored_only = hasattr(model, "output_weight")
         from_features = None
-        if amp_dtype is not None and not cfg.full_logits and hasattr(model, "output_weight"):
+        if amp_dtype is not None and not cfg.full_logits and scored_only:
             from_features = FROM_FEATURES.get(cfg.criterion)
-        return LMLoss(criterion, cfg.label_smoothing, from_features, amp_dtype)
+        return LMLoss(criterion, cfg.label_smoothing, from_features, amp_dtype, scored_only)
 
     # ------------------------------------------------------------------ data
     def num_batches(self, epoch: int) -> int:

@@ -49,6 +49,7 @@ from nmt.registry import CRITERIA, TASKS, lookup, register
 from nmt.tasks.checks import require_task_data
 from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
+from nmt.training.scored_rows import scored_loss
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,16 @@ class TranslationLoss:
     batch.tgt_out (B, T). With `from_features` (the criterion's blockwise form, used under
     autocast) the model returns its features (B, T, D) instead and the criterion multiplies them
     by the output weight (V, D) a block of rows at a time in `dtype`, so the logits are never
-    held in full (see nmt.training.criterion). The criterion runs outside autocast either way.
+    held in full (see nmt.training.criterion). With `scored_only` (models with `output_weight`)
+    the output layer runs on the non-padding target positions alone (nmt.training.scored_rows).
+    The criterion runs outside autocast either way.
     """
 
     criterion: Callable
     eps: float
     from_features: Optional[Callable] = None
     dtype: Optional[torch.dtype] = None
+    scored_only: bool = False
 
     def __call__(
         self,
@@ -76,13 +80,14 @@ class TranslationLoss:
         batch: Batch,
         autocast: Callable[[], contextlib.AbstractContextManager],
     ) -> tuple[torch.Tensor, dict]:
-        if self.from_features is None:
+        if not self.scored_only:
             with autocast():
                 logits = net(batch.src, batch.src_pad_mask, batch.tgt_in)  # (B, T, V)
             return self.criterion(logits, batch.tgt_out, self.eps)
         with autocast():
             features = net(batch.src, batch.src_pad_mask, batch.tgt_in, features_only=True)  # (B, T, D)
-        return self.from_features(features, model.output_weight, batch.tgt_out, self.eps, dtype=self.dtype)
+        weight, target = model.output_weight, batch.tgt_out
+        return scored_loss(features, weight, target, self.criterion, self.eps, autocast, self.from_features, self.dtype)
 
 
 def epoch_plan(batches: list, epoch: int, seed: int, rank: int, world_size: int) -> list:
@@ -121,14 +126,16 @@ class TranslationTask:
         return build_for_data(model_cfg, self.meta)
 
     def loss(self, model: torch.nn.Module, amp_dtype: Optional[torch.dtype]) -> TranslationLoss:
-        """--criterion for `model`; under autocast (`amp_dtype`) its blockwise form when the model has
-        an `output_weight` (the Transformer) and --full-logits is off."""
+        """--criterion for `model`, scoring only the non-padding positions when the model has an
+        `output_weight` (the Transformer); under autocast (`amp_dtype`) its blockwise form unless
+        --full-logits."""
         cfg = self.cfg
         criterion = lookup(CRITERIA, cfg.criterion, "criterion")
+        scored_only = hasattr(model, "output_weight")
         from_features = None
-        if amp_dtype is not None and not cfg.full_logits and hasattr(model, "output_weight"):
+        if amp_dtype is not None and not cfg.full_logits and scored_only:
             from_features = FROM_FEATURES.get(cfg.criterion)
-        return TranslationLoss(criterion, cfg.label_smoothing, from_features, amp_dtype)
+        return TranslationLoss(criterion, cfg.label_smoothing, from_features, amp_dtype, scored_only)
 
     # ------------------------------------------------------------------ training data
     def epoch_data(self, epoch: int) -> PairDataset:

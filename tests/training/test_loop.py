@@ -178,9 +178,9 @@ def test_nan_loss_stops_with_the_update_number_and_saves_nothing(toy_data_dir, t
     run = Run(cfg, overrides)
     forward = run.trainer.model.forward
 
-    def poisoned(src, src_pad_mask, tgt_in):
-        logits = forward(src, src_pad_mask, tgt_in)
-        return logits * float("nan") if run.trainer.num_updates == 3 else logits
+    def poisoned(src, src_pad_mask, tgt_in, **kw):
+        out = forward(src, src_pad_mask, tgt_in, **kw)
+        return out * float("nan") if run.trainer.num_updates == 3 else out
 
     run.trainer.model.forward = poisoned
     with pytest.raises(UserError, match="non-finite loss or gradient at update 4"):
