@@ -19,6 +19,9 @@ largest resident set of the child or any of its descendants (os.wait4's ru_maxrs
 largest sum of proportional set sizes (PSS) over the child and its worker processes, sampled from
 /proc every 0.2 s (shared pages counted once: the memory the run really holds).
 
+With --rounds R each worker count runs R times, the counts alternating; a row then gives the
+median time and speed and the largest peak memory of its runs.
+
 SentencePiece keeps every line it trains on in memory, so preprocessing is given at most
 --spm-train-sentences lines of each language (the preprocess flag; 100,000 here by default, so
 that every size trains SentencePiece on as much text and the comparison measures everything
@@ -134,15 +137,24 @@ def measure(size: str, work: Path, args: argparse.Namespace) -> list[dict]:
     base = work / size
     make_corpus(base / "raw", pairs)
     nmt = [sys.executable, "-m", "nmt"]
+    runs: dict[int, list[dict]] = {w: [] for w in args.workers}
+    for r in range(args.rounds):  # alternating (1 2, then 2 1, ...): drifting load hits each alike
+        for workers in args.workers if r % 2 == 0 else args.workers[::-1]:
+            dest = base / f"bin-w{workers}"
+            cmd = nmt + ["preprocess", "-s", "en", "-t", "fr", "--trainpref", str(base / "raw" / "train")]
+            cmd += ["--destdir", str(dest), "--vocab-size", str(args.vocab_size), "--joined-dictionary", "--force"]
+            cmd += ["--workers", str(workers), "--spm-train-sentences", str(args.spm_train_sentences)]
+            run_ = run(cmd)
+            speed = {
+                "lines_per_s": encoding_speed(run_.pop("stderr")),
+                "overall_lines_per_s": round(pairs / run_["wall_s"]),
+            }
+            runs[workers].append({**run_, **speed})
     rows = []
     for workers in args.workers:
-        dest = base / f"bin-w{workers}"
-        cmd = nmt + ["preprocess", "-s", "en", "-t", "fr", "--trainpref", str(base / "raw" / "train")]
-        cmd += ["--destdir", str(dest), "--vocab-size", str(args.vocab_size), "--joined-dictionary", "--force"]
-        cmd += ["--workers", str(workers), "--spm-train-sentences", str(args.spm_train_sentences)]
-        r = run(cmd)
-        speed = {"lines_per_s": encoding_speed(r.pop("stderr")), "overall_lines_per_s": round(pairs / r["wall_s"])}
-        rows.append({"size": size, "pairs": pairs, "step": f"preprocess, {workers} worker(s)", **r, **speed})
+        rows.append(
+            {"size": size, "pairs": pairs, "step": f"preprocess, {workers} worker(s)", **summary(runs[workers])}
+        )
         print(_line(rows[-1]), flush=True)
     cmd = nmt + ["train", str(base / f"bin-w{args.workers[0]}"), "--arch", "transformer_tiny", "--max-update", "1"]
     cmd += ["--no-save", "--save-dir", str(base / "ckpt"), "--device", "cpu", "--threads", "1", "--max-tokens", "4096"]
@@ -151,6 +163,18 @@ def measure(size: str, work: Path, args: argparse.Namespace) -> list[dict]:
     rows.append({"size": size, "pairs": pairs, "step": "train to update 1", **r})
     print(_line(rows[-1]), flush=True)
     return rows
+
+
+def summary(runs: list[dict]) -> dict:
+    """One row for the rounds of a step: the median of times and speeds, the largest peak memory."""
+
+    def median(key: str):
+        values = sorted(r[key] for r in runs)
+        return values[len(values) // 2]
+
+    row = {k: median(k) for k in ("wall_s", "lines_per_s", "overall_lines_per_s")}
+    row.update({k: max(r[k] for r in runs) for k in ("peak_rss_mb", "peak_pss_mb")})
+    return {**row, "rounds": len(runs)}
 
 
 def _line(r: dict) -> str:
@@ -198,6 +222,7 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2", help="--workers values of nmt preprocess, comma-separated")
     ap.add_argument("--vocab-size", type=int, default=300)
     ap.add_argument("--spm-train-sentences", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=1, help="preprocess runs per worker count, alternating (median)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]

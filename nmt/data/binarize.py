@@ -3,13 +3,14 @@
 A split of one language is two files: `{split}.{lang}.bin`, every sentence's piece ids one after
 another (uint16 or int32), and `{split}.{lang}.idx`, n+1 int64 offsets into it. Both are written
 while the text streams through (nmt.data.rawtext reads it in chunks of lines), so memory stays
-constant in the corpus size; chunks are encoded by a pool of processes when asked
+constant in the corpus size; chunks are encoded by worker processes when asked
 (nmt.data.parallel), and results are consumed in input order, so the files do not depend on the
 number of processes or the chunk size.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -168,8 +169,9 @@ def binarize(
     `chunk_lines` lines at a time, encoding in `workers` processes; returns the split's counts."""
     stats = SplitStats()
     writers = [TokenWriter(out_prefix(lang), job.dtype) for lang in job.langs]
+    chunks = functools.partial(read_chunks, paths, chunk_lines)
     try:
-        for encoded, counts in ordered_map(encode_chunk, job, read_chunks(paths, chunk_lines), workers):
+        for encoded, counts in ordered_map(encode_chunk, job, chunks, workers):
             for writer, enc in zip(writers, encoded):
                 writer.add(enc)
             stats.add(counts)

@@ -12,14 +12,18 @@ the other) and name the file and line, so a file that changed after the scan can
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator, Optional, Sequence
+
+import numpy as np
 
 from nmt.errors import UserError
 
 SCAN_BLOCK = 1 << 20  # bytes per read of `scan_text`
 CHUNK_LINES = 4096  # lines per chunk unless the caller says otherwise (PreprocessConfig.chunk_lines)
+SKIP_BLOCK = 1 << 18  # bytes per read when skipping lines
 
 
 def open_input(path: str) -> BinaryIO:
@@ -67,18 +71,27 @@ class RawChunk:
     data: tuple[bytes, ...]
 
 
-def read_chunks(paths: Sequence[str], chunk_lines: int = CHUNK_LINES) -> Iterator[RawChunk]:
+def read_chunks(
+    paths: Sequence[str], chunk_lines: int = CHUNK_LINES, share: tuple[int, int] = (0, 1)
+) -> Iterator[Optional[RawChunk]]:
     """The files `paths` (one, or the two sides of a pair) in chunks of `chunk_lines` lines, in step.
 
-    The files must have the same number of lines: where one ends first, a UserError names the
-    first line of the other that has no counterpart.
+    With `share` (k, n) only the chunks i with i % n == k are read into RawChunks; the others are
+    skipped by counting newlines in blocks of bytes, without building lines, and given as None:
+    n worker processes each take their share of one pass (nmt.data.parallel). The files must have
+    the same number of lines: where one ends first, a UserError names the first line of the other
+    that has no counterpart, whichever chunks are read.
     """
+    worker, workers = share
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(open_input(p)) for p in paths]
         first = 1
-        while True:
-            parts = [list(itertools.islice(f, chunk_lines)) for f in files]
-            counts = [len(p) for p in parts]
+        for i in itertools.count():
+            if i % workers == worker:
+                parts = [list(itertools.islice(f, chunk_lines)) for f in files]
+                counts = [len(p) for p in parts]
+            else:
+                parts, counts = None, [_skip_lines(f, chunk_lines) for f in files]
             if max(counts) == 0:
                 return
             if min(counts) != max(counts):
@@ -88,8 +101,26 @@ def read_chunks(paths: Sequence[str], chunk_lines: int = CHUNK_LINES) -> Iterato
                     f"{paths[long]}: line {line} has no counterpart in {paths[short]}, which has {line - 1} lines; "
                     "the two sides must be line-aligned"
                 )
-            yield RawChunk(first, counts[0], tuple(paths), tuple(b"".join(p) for p in parts))
+            yield None if parts is None else RawChunk(first, counts[0], tuple(paths), tuple(b"".join(p) for p in parts))
             first += counts[0]
+
+
+def _skip_lines(f: BinaryIO, n: int) -> int:
+    """Move `f` past its next `n` lines, as many as there are (a last line without '\\n' counts);
+    returns how many it passed."""
+    skipped, open_line = 0, False
+    while skipped < n:
+        block = f.read(SKIP_BLOCK)
+        if not block:
+            return skipped + open_line
+        count = block.count(b"\n")
+        if skipped + count >= n:
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+            f.seek(int(ends[n - skipped - 1]) + 1 - len(block), io.SEEK_CUR)  # back to just after line n
+            return n
+        skipped += count
+        open_line = not block.endswith(b"\n")
+    return skipped
 
 
 def split_lines(chunk: RawChunk) -> list[list[str]]:

@@ -15,8 +15,9 @@ The split is read from disk a block at a time, so memory does not grow with it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import sentencepiece as spm
@@ -63,6 +64,15 @@ def resample_block(how: Resampling, item: tuple[int, tuple[Encoded, ...]]) -> tu
     return tuple(Encoded.of(s) for s in sampled)
 
 
+def split_blocks(
+    prefixes: tuple[str, ...], dtype: str, share: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[int, tuple[Encoded, ...]]]:
+    """(block number, one Encoded per language) of the binarized split at `prefixes`, SAMPLE_BLOCK
+    sentences at a time, read from disk as they are needed. Every block is read whatever the
+    `share` of a worker (nmt.data.parallel): reading stored ids costs little next to sampling."""
+    return enumerate(zip(*(read_encoded(prefix, dtype, SAMPLE_BLOCK) for prefix in prefixes)))
+
+
 def sample_split(
     prefix: Callable[[str], str],
     out_prefix: Callable[[str], str],
@@ -78,7 +88,7 @@ def sample_split(
     segmented anew by sampling (see the module doc); `workers` processes sample the blocks."""
     stats = SplitStats()
     how = Resampling(tuple(tokenizers), alpha, seed, max_len)
-    blocks = enumerate(zip(*(read_encoded(prefix(lang), dtype, SAMPLE_BLOCK) for lang in langs)))
+    blocks = functools.partial(split_blocks, tuple(prefix(lang) for lang in langs), dtype)
     writers = {lang: TokenWriter(out_prefix(lang), dtype) for lang in langs}
     try:
         for sides in ordered_map(resample_block, how, blocks, workers):

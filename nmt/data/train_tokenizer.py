@@ -8,6 +8,7 @@ vocabulary keeps the most frequent words of the whole training text, counted chu
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections import Counter
@@ -95,7 +96,7 @@ def count_words(_: None, chunk: RawChunk) -> list[Counter]:
 def _word_vocabularies(cfg: PreprocessConfig, work: str, train: dict, groups: dict) -> tuple:
     langs = list(train)
     counts = {lang: Counter() for lang in langs}
-    chunks = read_chunks([train[lang] for lang in langs], cfg.chunk_lines)
+    chunks = functools.partial(read_chunks, [train[lang] for lang in langs], cfg.chunk_lines)
     for chunk_counts in ordered_map(count_words, None, chunks, cfg.workers):
         for lang, c in zip(langs, chunk_counts):
             counts[lang].update(c)

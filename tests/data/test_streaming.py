@@ -3,6 +3,8 @@ found in the last chunk is one clear error that leaves nothing behind."""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,27 @@ def test_read_chunks_keeps_both_sides_in_step_and_lines_whole(tmp_path: Path) ->
     assert [split_lines(c) for c in chunks] == [[["a", "", "b c"], ["1", "2", "3"]], [["d"], ["4"]]]
 
 
+@pytest.mark.parametrize("chunk_lines", [1, 2, 3, 5, 1000])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_shares_of_read_chunks_are_its_chunks_the_others_skipped(tmp_path: Path, chunk_lines, workers, monkeypatch):
+    monkeypatch.setattr("nmt.data.rawtext.SKIP_BLOCK", 4)  # lines across block ends
+    src = b"".join(b"line %d %s\n" % (i, b"x" * (i % 7)) for i in range(23)) + b"last, no newline"
+    write_pair(tmp_path / "t", src, b"".join(b"%d\n" % i for i in range(24)))
+    paths = [str(tmp_path / "t.en"), str(tmp_path / "t.fr")]
+    whole = list(read_chunks(paths, chunk_lines))
+    for k in range(workers):
+        share = list(read_chunks(paths, chunk_lines, share=(k, workers)))
+        assert len(share) == len(whole)
+        assert share == [c if i % workers == k else None for i, c in enumerate(whole)]
+
+
+@pytest.mark.parametrize("share", [(0, 1), (0, 2), (1, 2)])
+def test_a_side_ending_first_is_found_in_skipped_chunks_too(tmp_path: Path, share) -> None:
+    write_pair(tmp_path / "t", b"a\nb\nc\nd\ne\n", b"1\n2\n3\n4\n")
+    with pytest.raises(UserError, match=r"t.en: line 5 has no counterpart in .*t.fr, which has 4 lines"):
+        list(read_chunks([str(tmp_path / "t.en"), str(tmp_path / "t.fr")], 2, share=share))
+
+
 def test_a_bad_line_in_the_last_chunk_names_its_line(tmp_path: Path) -> None:
     good = [f"line {i}" for i in range(1, 20)]
     write_pair(tmp_path / "utf8", good, "".join(x + "\n" for x in good[:18]).encode() + b"bad \xff\n")
@@ -96,7 +119,57 @@ def _square(context: int, item: int) -> int:
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_ordered_map_keeps_input_order(workers: int) -> None:
-    assert list(ordered_map(_square, 2, iter(range(50)), workers)) == [2 * i * i for i in range(50)]
+    assert list(ordered_map(_square, 2, functools.partial(_numbers, 50), workers)) == [2 * i * i for i in range(50)]
+
+
+def _fail_at_7(context: int, item: int) -> int:
+    if item == 7:
+        raise UserError("item 7 is bad")
+    return item
+
+
+def _die_at_5(context: int, item: int) -> int:
+    if item == 5:
+        os._exit(3)
+    return item
+
+
+def _numbers(n: int, share: tuple[int, int] = (0, 1)):
+    return iter(range(n))
+
+
+def _items_then_error(n: int, share: tuple[int, int] = (0, 1)):
+    yield from range(n)
+    raise UserError(f"the source ends badly after {n} items")
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_ordered_map_raises_errors_where_they_occur_in_input_order(workers: int) -> None:
+    got = []
+    with pytest.raises(UserError, match="item 7 is bad"):
+        for r in ordered_map(_fail_at_7, None, functools.partial(_numbers, 20), workers):
+            got.append(r)
+    assert got == list(range(7))
+    got = []
+    with pytest.raises(UserError, match="after 5 items"):
+        for r in ordered_map(_square, 1, functools.partial(_items_then_error, 5), workers):
+            got.append(r)
+    assert got == [0, 1, 4, 9, 16]
+
+
+def test_ordered_map_reports_a_worker_that_died_instead_of_waiting_for_it() -> None:
+    with pytest.raises(RuntimeError, match="worker process died .exit code 3"):
+        list(ordered_map(_die_at_5, None, functools.partial(_numbers, 20), 2))
+
+
+def test_ordered_map_stops_its_workers_when_the_caller_stops_early() -> None:
+    import multiprocessing as mp
+
+    results = ordered_map(_square, 1, functools.partial(_numbers, 10_000), 2)
+    assert next(results) == 0
+    assert mp.active_children()
+    results.close()
+    assert not mp.active_children()
 
 
 def test_read_encoded_gives_back_what_was_written_block_by_block(tmp_path: Path) -> None:
