@@ -88,12 +88,15 @@ def build(cfg, meta: dict):
 
 
 # ----------------------------------------------------------------------------- shapes (no training)
-def matmul_shapes(cfg, task, shapes: list[tuple[int, int, int]]) -> set:
-    """Distinct (op, operand shapes) of the matrix products of one training step of each (B, S, T)."""
+def matmul_shapes(cfg, task, steps: list[tuple[int, int, int, int]]) -> set:
+    """Distinct (op, operand shapes) of the matrix products of one training step of each (B, S, T, N),
+    N the target positions the output layer projects (nmt.training.scored_rows: the batch's real
+    target tokens, rounded up)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from nmt.data.dataset import Batch
+    from nmt.training import scored_rows
     from nmt.training.trainer import AMP_DTYPES
 
     seen: set = set()
@@ -107,18 +110,25 @@ def matmul_shapes(cfg, task, shapes: list[tuple[int, int, int]]) -> set:
 
     model = build(cfg, task.meta).to("meta")
     loss_fn = task.loss(model, AMP_DTYPES[cfg.amp])
-    for rows, s, t in shapes:
-        ids = torch.full((rows, max(s, t)), 7, device="meta")
-        batch = Batch(ids[:, :s], ids.new_empty(rows), ids[:, :t], ids[:, :t], rows * t, ids.new_empty(rows))
-        with Record():
-            loss, _ = loss_fn(model, model, batch, contextlib.nullcontext)  # meta tensors: the shapes of bf16's
-            loss.backward()
+    real_rows = scored_rows.scored_rows
+    try:
+        for rows, s, t, n in steps:
+            ids = torch.full((rows, max(s, t)), 7, device="meta")
+            batch = Batch(ids[:, :s], ids.new_empty(rows), ids[:, :t], ids[:, :t], rows * t, ids.new_empty(rows))
+            # meta tensors hold no values to find the padding in: the count comes from the real batch
+            scored_rows.scored_rows = lambda target, n=n: torch.arange(n, device=target.device)
+            with Record():
+                loss, _ = loss_fn(model, model, batch, contextlib.nullcontext)  # meta tensors: the shapes of bf16's
+                loss.backward()
+    finally:
+        scored_rows.scored_rows = real_rows
     return seen
 
 
 def shape_report(data: str, multiples: list[int], amp: str, full_logits: bool) -> None:
     """Batches, distinct shapes, matrix products and padding of every training copy under each multiple."""
     from nmt.tasks.translation import TranslationTask
+    from nmt.training.scored_rows import ROW_MULTIPLE
 
     print("shapes of the training split's batches (--max-tokens 4096), every epoch's copy:")
     print(
@@ -133,7 +143,11 @@ def shape_report(data: str, multiples: list[int], amp: str, full_logits: bool) -
         for k, (pairs, batches) in enumerate(zip(task.train_sets, task.set_batches)):
             src, tgt = pairs.src.sizes + 1, pairs.tgt.sizes + 1
             shapes = [task.policy.shape(src[b], tgt[b]) for b in batches]
-            products = matmul_shapes(cfg, task, sorted(set(shapes)))
+            scored = [
+                min(-(-int(tgt[b].sum()) // ROW_MULTIPLE) * ROW_MULTIPLE, r * t)
+                for b, (r, _, t) in zip(batches, shapes)
+            ]
+            products = matmul_shapes(cfg, task, sorted({(*shape, n) for shape, n in zip(shapes, scored)}))
             src_pos = sum(r * s for r, s, _ in shapes)
             tgt_pos = sum(r * t for r, _, t in shapes)
             pad_rows = sum(r for r, _, _ in shapes) - len(src)
