@@ -28,9 +28,8 @@ from nmt.registry import CRITERIA, TASKS, lookup, register
 from nmt.tasks.checks import require_arch_for_task
 from nmt.tasks.monolingual import MonolingualData, batches_of, rank_share
 from nmt.tasks.translation import epoch_plan
-from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
-from nmt.training.scored_rows import scored_loss
+from nmt.training.scored_rows import loss_parts, scored_loss
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,8 @@ class LanguageModelingTask:
     def loss(self, model: torch.nn.Module, amp_dtype: Optional[torch.dtype]) -> LMLoss:
         """--criterion for `model`, scoring only the non-padding targets when the model has an
         `output_weight`; under autocast its blockwise form unless --full-logits."""
-        cfg = self.cfg
-        criterion = lookup(CRITERIA, cfg.criterion, "criterion")
-        scored_only = hasattr(model, "output_weight")
-        from_features = None
-        if amp_dtype is not None and not cfg.full_logits and scored_only:
-            from_features = FROM_FEATURES.get(cfg.criterion)
-        return LMLoss(criterion, cfg.label_smoothing, from_features, amp_dtype, scored_only)
+        criterion = lookup(CRITERIA, self.cfg.criterion, "criterion")
+        return LMLoss(**loss_parts(self.cfg, model, criterion, amp_dtype))
 
     # ------------------------------------------------------------------ data
     def num_batches(self, epoch: int) -> int:

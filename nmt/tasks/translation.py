@@ -47,9 +47,8 @@ from nmt.data.tokenizer import load_tokenizers, read_blobs
 from nmt.models import build_for_data
 from nmt.registry import CRITERIA, TASKS, lookup, register
 from nmt.tasks.checks import require_task_data
-from nmt.training.criterion import FROM_FEATURES
 from nmt.training.dist import DistInfo
-from nmt.training.scored_rows import scored_loss
+from nmt.training.scored_rows import loss_parts, scored_loss
 
 
 @dataclass(frozen=True)
@@ -129,13 +128,8 @@ class TranslationTask:
         """--criterion for `model`, scoring only the non-padding positions when the model has an
         `output_weight` (the Transformer); under autocast (`amp_dtype`) its blockwise form unless
         --full-logits."""
-        cfg = self.cfg
-        criterion = lookup(CRITERIA, cfg.criterion, "criterion")
-        scored_only = hasattr(model, "output_weight")
-        from_features = None
-        if amp_dtype is not None and not cfg.full_logits and scored_only:
-            from_features = FROM_FEATURES.get(cfg.criterion)
-        return TranslationLoss(criterion, cfg.label_smoothing, from_features, amp_dtype, scored_only)
+        criterion = lookup(CRITERIA, self.cfg.criterion, "criterion")
+        return TranslationLoss(**loss_parts(self.cfg, model, criterion, amp_dtype))
 
     # ------------------------------------------------------------------ training data
     def epoch_data(self, epoch: int) -> PairDataset:

@@ -178,11 +178,16 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, eps: float = 0.0, p
     return _SmoothedCE.apply(logits.reshape(-1, vocab), target.reshape(-1), float(eps), pad)
 
 
-def _stats(loss: torch.Tensor, nll: torch.Tensor, target: torch.Tensor, pad: int) -> dict:
+def count_sentences(target: torch.Tensor, pad: int = PAD) -> torch.Tensor:
+    """Rows of target (B, T) with something to score: the sentences, not the padding rows of a batch
+    (nmt.data.shapes). A flat target (N,) counts its scored positions."""
     scored = target != pad
-    ntokens = scored.sum()
-    # rows with something to score: the sentences, not the padding rows of a batch (nmt.data.shapes)
-    nsentences = (scored if scored.dim() == 1 else scored.flatten(1).any(-1)).sum()
+    return (scored if scored.dim() == 1 else scored.flatten(1).any(-1)).sum()
+
+
+def _stats(loss: torch.Tensor, nll: torch.Tensor, target: torch.Tensor, pad: int) -> dict:
+    ntokens = (target != pad).sum()
+    nsentences = count_sentences(target, pad)
     return {"loss": loss.detach(), "nll_loss": nll.detach(), "ntokens": ntokens, "nsentences": nsentences}
 
 

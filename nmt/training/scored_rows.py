@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.tokenizer import PAD
+from nmt.training.criterion import FROM_FEATURES, count_sentences
 
 # Kept rows come in multiples of 64: at most 64 distinct row counts for a 4,096-token budget,
 # and under 2% extra rows on Multi30k's ~2,000 target tokens a batch.
@@ -40,6 +41,23 @@ def scored_rows(target: torch.Tensor, pad: int = PAD, multiple: int = ROW_MULTIP
     rounded = min(-(-kept // multiple) * multiple, flat.numel())
     # a stable sort on "is padding" lists the scored positions first, each group in order
     return torch.sort(padding.to(torch.uint8), stable=True).indices[:rounded]
+
+
+def loss_parts(cfg, model: torch.nn.Module, criterion: Callable, amp_dtype: Optional[torch.dtype]) -> dict:
+    """The fields of a task's loss (TranslationLoss, LMLoss) for `model` under `cfg` (a TrainConfig):
+    scored rows only when the model has an `output_weight`, and then, under autocast (`amp_dtype`),
+    the criterion's blockwise form unless --full-logits."""
+    scored_only = hasattr(model, "output_weight")
+    from_features = None
+    if amp_dtype is not None and not cfg.full_logits and scored_only:
+        from_features = FROM_FEATURES.get(cfg.criterion)
+    return dict(
+        criterion=criterion,
+        eps=cfg.label_smoothing,
+        from_features=from_features,
+        dtype=amp_dtype,
+        scored_only=scored_only,
+    )
 
 
 def scored_loss(
@@ -68,5 +86,4 @@ def scored_loss(
         with autocast():
             logits = F.linear(h, weight)  # (N, V)
         loss, stats = criterion(logits, kept, eps)
-    nsentences = target.ne(PAD).flatten(1).any(-1).sum()
-    return loss, {**stats, "nsentences": nsentences}
+    return loss, {**stats, "nsentences": count_sentences(target)}
