@@ -48,10 +48,10 @@ class Decoder:
         self.engine = engine
         if engine == "nmt":
             from nmt.checkpoint import load_model
-            from nmt.models.quantize import quantize_int8
+            from nmt.generation.generate import decoding_models
 
-            model = load_model(ckpt, "cpu").model.eval()
-            self.model = quantize_int8(model) if precision == "int8" else model
+            # as `nmt generate` prepares them: int8 linear layers, or float32 with oneDNN's output layer
+            (self.model,) = decoding_models([load_model(ckpt, "cpu")], "int8" if precision == "int8" else "none")
         else:
             import ctranslate2
 

@@ -44,6 +44,11 @@ class GenerateConfig:
         "Weights of the linear layers, the output layer included: none (as trained) | int8 (CPU only; "
         "embeddings, norms and an LSTM's recurrent weights stay float).",
     )
+    onednn: bool = opt(
+        True,
+        "Float32 on CPU: compute a Transformer's output layer with oneDNN (faster for large batches; "
+        "--no-onednn: torch's matmul).",
+    )
     path: str = opt("", "Checkpoint; a.pt:b.pt for an ensemble.")
     data: Optional[str] = opt(None, "Binarized data dir: translate --gen-subset and score it.")
     gen_subset: str = opt("test", "Split of DATA_DIR.")

@@ -51,6 +51,7 @@ from nmt.generation.decoding import EOS, PAD, Hypothesis
 from nmt.generation.output import Stats, format_sentence, open_output
 from nmt.generation.prompts import LANGUAGE_MODELING, TRANSLATION, cut_prompt, model_kind, prompt_room
 from nmt.generation.search import translate_batch
+from nmt.models.onednn import onednn_output_layer
 from nmt.models.quantize import quantize_int8
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,11 +65,14 @@ def amp_autocast(device: torch.device, amp: str):
 
 
 # ----------------------------------------------------------------------------- translation
-def decoding_models(loaded: list, quantize: str) -> list[nn.Module]:
-    """The loaded checkpoints' models in eval mode; with quantize "int8" their linear layers hold int8
-    weights (nmt.models.quantize, in place: the Loaded items then hold the int8 models)."""
+def decoding_models(loaded: list, quantize: str, onednn: bool = True) -> list[nn.Module]:
+    """The loaded checkpoints' models in eval mode, changed in place (the Loaded items then hold them):
+    with quantize "int8" their linear layers hold int8 weights (nmt.models.quantize); otherwise, with
+    `onednn`, a float32 Transformer on CPU computes its output layer with oneDNN (nmt.models.onednn)."""
     models = [item.model.eval() for item in loaded]
-    return [quantize_int8(m) for m in models] if quantize == "int8" else models
+    if quantize == "int8":
+        return [quantize_int8(m) for m in models]
+    return [onednn_output_layer(m) for m in models] if onednn else models
 
 
 def max_source_positions(models: list[nn.Module]) -> int:
@@ -287,7 +291,7 @@ def generation_kind(loaded: list, cfg: GenerateConfig) -> str:
 def _run(cfg: GenerateConfig, device: torch.device, progress) -> Stats:
     loaded = load_models(cfg.path, device)
     stats = Stats(prompts=generation_kind(loaded, cfg) != TRANSLATION)
-    models = decoding_models(loaded, cfg.quantize)
+    models = decoding_models(loaded, cfg.quantize, cfg.onednn)
     src_tok, tgt_tok = loaded[0].src_tok, loaded[0].tgt_tok
     need_attn = cfg.print_alignment
     advance = progress.advance if progress is not None else None

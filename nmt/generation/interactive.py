@@ -38,7 +38,7 @@ def run(cfg: InteractiveConfig, stdin: Optional[Iterable[bytes]] = None, stdout:
     with generation_settings(gen) as device:
         loaded = load_models(gen.path, device)
         prompts = generation_kind(loaded, gen) != TRANSLATION  # a language model continues each line
-        models = decoding_models(loaded, gen.quantize)
+        models = decoding_models(loaded, gen.quantize, gen.onednn)
         stats = Stats(max_source_positions=max_source_positions(models), prompts=prompts)
         lines = read_lines(stream, "stdin")
         write_translations(models, lines, loaded[0].src_tok, loaded[0].tgt_tok, gen, device, stats, out)

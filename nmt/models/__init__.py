@@ -12,6 +12,7 @@ lstm_encoder    the LSTM encoder and the bridge to the decoder's initial states
 lstm_decoder    the LSTM decoder (input feeding, scheduled sampling)
 lstm_attention  the attention variants of the LSTM decoder
 quantize        int8 decoding on CPU: the linear layers, the output layer included, with int8 weights
+onednn          float32 decoding on CPU: the output layer through oneDNN's linear
 
 Importing this package registers every family and architecture (explicit imports, no discovery).
 """

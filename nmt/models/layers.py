@@ -200,9 +200,11 @@ class MultiheadAttention(nn.Module):
         return x.view(B, L, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # n x (B, H, L, Dh)
 
     def project_kv(self, memory: Tensor) -> KV:
-        """Cross-attention keys and values of memory (B, S, kdim): two (B, H, S, Dh), computed once per sentence."""
+        """Cross-attention keys and values of memory (B, S, kdim): two (B, H, S, Dh), computed once per sentence.
+
+        Made contiguous once here: as views of the projection every decoding step's products would copy them."""
         k, v = self._heads(self.kv_proj(memory), 2)
-        return k, v
+        return k.contiguous(), v.contiguous()
 
     def forward(
         self,

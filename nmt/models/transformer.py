@@ -166,7 +166,8 @@ class TransformerDecoder(nn.Module):
         """Features (B, T, D) -> logits (B, T, V).
 
         The output layer is called as a module when it is one, so that a module put in its place
-        (int8 decoding, nmt.models.quantize) computes the logits; its forward is F.linear(x, weight)."""
+        (int8 decoding, nmt.models.quantize; oneDNN's product, nmt.models.onednn) computes the logits; its
+        forward is F.linear(x, weight)."""
         if self.output_projection is None:
             return F.linear(x, self.output_weight())
         return self.output_projection(x)
