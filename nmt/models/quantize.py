@@ -58,7 +58,8 @@ def output_layer_as_linear(model: nn.Module) -> nn.Module:
     decoder = getattr(model, "decoder", None)
     if isinstance(decoder, TransformerDecoder):
         layer = decoder.output_projection
-        if layer is None or layer.weight is decoder.embed_tokens.weight:
+        # tied, or another module in its place (oneDNN's product, nmt.models.onednn): an nn.Linear of its own
+        if not isinstance(layer, nn.Linear) or layer.weight is decoder.embed_tokens.weight:
             decoder.output_projection = _linear_copy(decoder.output_weight())  # called by decoder.logits
     elif isinstance(decoder, LSTMDecoder):
         if decoder.out is None:  # tied: logits = F.linear(out_proj(features), embedding rows)

@@ -91,6 +91,15 @@ def test_same_translations_greedy_and_beam():
             torch.testing.assert_close(torch.tensor([h.score for h in a]), torch.tensor([h.score for h in b]))
 
 
+@pytest.mark.parametrize("tying", list(TYINGS))
+def test_int8_after_onednn_still_quantizes_the_output_layer(tying):
+    from nmt.models.quantize import quantize_int8
+
+    model = quantize_int8(onednn_output_layer(model_for(tying)))
+    assert type(model.decoder.output_projection).__name__ == "Linear"  # torch.ao's dynamic int8 Linear
+    assert model.decoder.output_projection.weight().dtype == torch.qint8
+
+
 def test_autograd_and_autocast_take_torchs_product():
     plain, model = model_for("decoder tied"), onednn_output_layer(model_for("decoder tied"))
     src, mask = batch()
