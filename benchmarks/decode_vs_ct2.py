@@ -9,8 +9,9 @@ itself, in fp32 or with `--quantize int8`. Every variant translates the same sou
 (test2016.{src} of DIR, encoded with the checkpoint's SentencePiece model before the clock
 starts), with the same search: beam B, length penalty, at most 200 pieces (nmt --max-len-a 0
 --max-len-b 200, CTranslate2 max_decoding_length 201: nmt forces EOS at its limit), length-sorted
-batches of at most --max-tokens source tokens (CTranslate2: batch_type "tokens"). One process,
-rounds alternating the variants; the median time of the rounds is reported.
+batches of at most --max-tokens source tokens (CTranslate2: batch_type "tokens"), and every
+hypothesis scored (CTranslate2: return_scores, as nmt always scores). One process, rounds
+alternating the variants; the median time of the rounds is reported.
 
 Per variant, beam and thread count it prints sentences/s, generated tokens/s (EOS included),
 sacreBLEU against test2016.{tgt}, how many translations are identical (same pieces) to nmt fp32's,
@@ -90,6 +91,7 @@ class Decoder:
             max_input_length=self.max_src,
             max_batch_size=self.max_tokens,
             batch_type="tokens",
+            return_scores=True,  # nmt's hypotheses carry their scores: the same work
         )
         return [r.hypotheses[0] for r in results]
 

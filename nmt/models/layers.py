@@ -112,6 +112,10 @@ class LearnedPositions(nn.Module):
 # On CPU, SDPA's fused kernel works in blocks sized for long sequences; for sentence-length keys
 # the two plain matrix products are 2-3x faster forward + backward (benchmarks/attention_speed.py).
 SHORT_KEYS = 64
+# A decoding step's single query per row over a few keys: torch's bmm computes products whose
+# contraction x columns is below this many elements in scalar loops, so without autograd such
+# attention is faster as elementwise products and sums (benchmarks/decode_vs_ct2.py).
+SMALL_PRODUCT = 400
 
 
 def attention(
@@ -130,9 +134,12 @@ def attention(
     is_causal kernel instead of reading the mask.
     Returns (out (B, H, T, Dh), weights (B, H, T, S) when need_weights, else None). Weights come
     from the explicit path softmax(q k^T / sqrt(Dh)) (before dropout), which is also the faster
-    one on CPU for keys up to SHORT_KEYS long; otherwise SDPA computes the output. Masked
+    one on CPU for keys up to SHORT_KEYS long; otherwise SDPA computes the output, and a decoding
+    step's single query over a few keys uses elementwise products (SMALL_PRODUCT). Masked
     positions get exactly zero weight; a row with nothing to attend gets all-zero weights.
     """
+    if not need_weights and dropout_p == 0.0 and _single_query_few_keys(q, k):
+        return _attend_elementwise(q, k, v, attend), None
     if not need_weights and not (q.device.type == "cpu" and k.size(-2) <= SHORT_KEYS):
         if causal:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -148,6 +155,25 @@ def attention(
     weights = weights.to(q.dtype)
     probs = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     return torch.matmul(probs, v), (weights if need_weights else None)
+
+
+def _single_query_few_keys(q: Tensor, k: Tensor) -> bool:
+    """One query per row, on CPU without autograd, over keys whose products fall below SMALL_PRODUCT."""
+    small = q.size(-2) == 1 and k.size(-2) * q.size(-1) < SMALL_PRODUCT
+    return small and q.device.type == "cpu" and not torch.is_grad_enabled()
+
+
+def _attend_elementwise(q: Tensor, k: Tensor, v: Tensor, attend: Optional[Tensor]) -> Tensor:
+    """`attention`'s output for q (B, H, 1, Dh) over k, v (B, H, S, Dh) with elementwise products and
+    sums instead of matrix products (see SMALL_PRODUCT); attend as in `attention`. -> (B, H, 1, Dh)."""
+    scores = (q * k).sum(dim=-1, keepdim=True).mul_(q.size(-1) ** -0.5)  # (B, H, S, 1): keys along dim 2
+    keep = attend.transpose(-1, -2) if attend is not None else None  # (..., S, 1)
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
+    weights = torch.softmax(scores, dim=-2)
+    if keep is not None:
+        weights = weights.masked_fill(~keep, 0.0)  # a row with nothing to attend: NaN -> 0
+    return (weights * v).sum(dim=-2, keepdim=True)
 
 
 class MultiheadAttention(nn.Module):

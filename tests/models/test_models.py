@@ -346,6 +346,32 @@ def test_attention_sdpa_and_explicit_paths_agree(keys, causal):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("keys", [1, 7, L.SMALL_PRODUCT // 8 - 1])
+def test_attention_of_a_decoding_step_over_few_keys(monkeypatch, keys):
+    """Without autograd one query over few keys takes elementwise products (no matrix product), with
+    the explicit path's output; masked keys get no weight and a row with nothing to attend gives 0."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(4, 2, 1, 8), torch.randn(4, 2, keys, 8), torch.randn(4, 2, keys, 8)
+    attend = (torch.arange(keys) < torch.tensor([keys, 1, keys, 0])[:, None])[:, None, None, :]
+    explicit, w = L.attention(q, k, v, attend, need_weights=True)
+    every_key, _ = L.attention(q, k, v)
+    matmuls = []
+    matmul = torch.matmul
+    monkeypatch.setattr(L.torch, "matmul", lambda *a: matmuls.append(1) or matmul(*a))
+    with torch.inference_mode():
+        fast, none = L.attention(q, k, v, attend)
+        causal, _ = L.attention(q, k, v, L.causal_attend_mask(1, keys - 1), causal=keys == 1)
+    assert matmuls == [] and none is None
+    torch.testing.assert_close(fast, explicit, atol=1e-6, rtol=0)
+    assert torch.all(fast[3] == 0) and torch.all(w[3] == 0)  # nothing to attend
+    torch.testing.assert_close(causal, every_key, atol=1e-6, rtol=0)  # the last position sees every key
+    L.attention(q, k, v, attend)  # with autograd: the explicit path
+    long_keys = torch.randn(4, 2, L.SMALL_PRODUCT // 8, 8)
+    with torch.inference_mode():
+        L.attention(q, long_keys, long_keys)  # a product of 400 elements: matrix products again
+    assert len(matmuls) == 4
+
+
 def test_learned_positions_limit():
     pos = L.LearnedPositions(4, 3)
     assert pos(2, offset=1).shape == (2, 4)
