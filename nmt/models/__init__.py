@@ -3,7 +3,8 @@ decoder-only and encoder-only Transformers (language model, masked LM) built fro
 
 protocol        the contract every family implements (see its docstring), `select_batch`
 build           named architectures, building a model for a data dir, loading weights
-layers          attention, position embeddings, dropout and the Transformer layers
+layers          masks, attention, dropout and the Transformer layers
+positions       sinusoidal and learned position embeddings
 transformer     the Transformer family and its named architectures
 transformer_lm  the decoder-only language model (GPT-style) and its named architectures
 transformer_mlm the encoder-only masked language model (BERT/RoBERTa-style) and its named architectures
