@@ -1,7 +1,7 @@
 """Decoding on the same weights: nmt (PyTorch) fp32 and int8 against CTranslate2 fp32 and int8.
 
     python benchmarks/decode_vs_ct2.py CKPT [--data DIR | --src FILE --ref FILE] [--beams 5,1] [--threads 2,1]
-        [--rounds 3] [--lenpen 1.0] [--max-tokens 8000] [--variants LIST] [--json FILE]
+        [--workers 1,2] [--rounds 3] [--lenpen 1.0] [--max-tokens 8000] [--variants LIST] [--json FILE]
 
 The checkpoint is exported once with `nmt export --format ctranslate2` (float32, in a temporary
 directory); CTranslate2 loads it with compute_type float32 or int8, and nmt decodes the checkpoint
@@ -10,8 +10,10 @@ itself, in fp32 or with `--quantize int8`. Every variant translates the same sou
 starts), with the same search: beam B, length penalty, at most 200 pieces (nmt --max-len-a 0
 --max-len-b 200, CTranslate2 max_decoding_length 201: nmt forces EOS at its limit), length-sorted
 batches of at most --max-tokens source tokens (CTranslate2: batch_type "tokens"), and every
-hypothesis scored (CTranslate2: return_scores, as nmt always scores). One process, rounds
-alternating the variants; the median time of the rounds is reported.
+hypothesis scored (CTranslate2: return_scores, as nmt always scores). With W workers, T threads
+are W batches decoded at once on T / W threads each: nmt `--workers W`, CTranslate2 inter_threads
+W and intra_threads T / W. One process, rounds alternating the variants; the median time of the
+rounds is reported.
 
 Per variant, beam and thread count it prints sentences/s, generated tokens/s (EOS included),
 sacreBLEU against test2016.{tgt}, how many translations are identical (same pieces) to nmt fp32's,
@@ -40,8 +42,8 @@ MAX_LEN = 200
 
 
 class Decoder:
-    """One variant, loaded once: `run(ids, pieces, beam, threads)` -> per sentence, in input order, the best
-    translation without EOS: ids (nmt) or pieces (CTranslate2)."""
+    """One variant, loaded once: `run(ids, pieces, beam, threads, workers)` -> per sentence, in input order,
+    the best translation without EOS: ids (nmt) or pieces (CTranslate2)."""
 
     def __init__(self, name: str, ckpt: str, ct2_dir: str, max_tokens: int, lenpen: float) -> None:
         self.name, self.max_tokens, self.lenpen = name, max_tokens, lenpen
@@ -57,14 +59,16 @@ class Decoder:
             import ctranslate2
 
             compute = "float32" if precision == "fp32" else "int8"
-            self.translators = {}  # per thread count: CTranslate2 fixes its threads when it loads
-            self.load = lambda threads: ctranslate2.Translator(
-                ct2_dir, device="cpu", compute_type=compute, inter_threads=1, intra_threads=threads
+            self.translators = {}  # per (threads, workers): CTranslate2 fixes its threads when it loads
+            self.load = lambda threads, workers: ctranslate2.Translator(
+                ct2_dir, device="cpu", compute_type=compute, inter_threads=workers, intra_threads=threads // workers
             )
             with open(os.path.join(ct2_dir, "nmt_export.json"), encoding="utf-8") as f:
                 self.max_src = json.load(f)["max_source_positions"]
 
-    def run(self, ids: list[list[int]], pieces: list[list[str]], beam: int, threads: int) -> list[list[int]]:
+    def run(
+        self, ids: list[list[int]], pieces: list[list[str]], beam: int, threads: int, workers: int = 1
+    ) -> list[list[int]]:
         if self.engine == "nmt":
             import torch
 
@@ -73,17 +77,22 @@ class Decoder:
             from nmt.data.tokenizer import EOS
             from nmt.generation.generate import translate_pairs
 
-            torch.set_num_threads(threads)
+            torch.set_num_threads(threads // workers)  # as `nmt generate --threads T --workers W`
             cfg = GenerateConfig(
-                beam=beam, lenpen=self.lenpen, max_len_a=0, max_len_b=MAX_LEN, max_tokens=self.max_tokens
+                beam=beam,
+                lenpen=self.lenpen,
+                max_len_a=0,
+                max_len_b=MAX_LEN,
+                max_tokens=self.max_tokens,
+                workers=workers,
             )
             hyps, _ = translate_pairs(
                 [self.model], PairDataset(TokenArray.from_sequences(ids)), cfg, torch.device("cpu")
             )
             return [[t for t in h[0].tokens.tolist() if t != EOS] for h in hyps]
-        if threads not in self.translators:
-            self.translators[threads] = self.load(threads)
-        results = self.translators[threads].translate_batch(
+        if (threads, workers) not in self.translators:
+            self.translators[threads, workers] = self.load(threads, workers)
+        results = self.translators[threads, workers].translate_batch(
             pieces,
             beam_size=beam,
             length_penalty=self.lenpen,
@@ -116,7 +125,7 @@ def as_ids(loaded, out: list) -> list[list[int]]:
     return [t if not t or isinstance(t[0], int) else [loaded.tgt_tok.piece_to_id(p) for p in t] for t in out]
 
 
-def peak_rss_mb(args, inputs: str, ct2_dir: str, name: str, beam: int, threads: int) -> float:
+def peak_rss_mb(args, inputs: str, ct2_dir: str, name: str, beam: int, threads: int, workers: int) -> float:
     """Peak resident memory of a child process that loads one variant and translates the set once."""
     cmd = [
         sys.executable,
@@ -127,7 +136,7 @@ def peak_rss_mb(args, inputs: str, ct2_dir: str, name: str, beam: int, threads: 
         "--lenpen",
         str(args.lenpen),
     ]
-    cmd += ["--memory-of", f"{name}|{beam}|{threads}", "--inputs", inputs, "--ct2-dir", ct2_dir]
+    cmd += ["--memory-of", f"{name}|{beam}|{threads}|{workers}", "--inputs", inputs, "--ct2-dir", ct2_dir]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mb"]
 
@@ -145,7 +154,7 @@ def peak_mb() -> float:
 def memory_child(args) -> int:
     """The child of `peak_rss_mb`: the inputs come encoded from the parent, so that only the variant
     itself (and what it imports) is in memory."""
-    name, beam, threads = args.memory_of.split("|")
+    name, beam, threads, workers = args.memory_of.split("|")
     with open(args.inputs, encoding="utf-8") as f:
         inputs = json.load(f)
     decode = Decoder(name, args.checkpoint, args.ct2_dir, args.max_tokens, args.lenpen).run
@@ -153,9 +162,9 @@ def memory_child(args) -> int:
         from nmt.device import process_settings
 
         with process_settings():
-            decode(inputs["ids"], inputs["pieces"], int(beam), int(threads))
+            decode(inputs["ids"], inputs["pieces"], int(beam), int(threads), int(workers))
     else:
-        decode(inputs["ids"], inputs["pieces"], int(beam), int(threads))
+        decode(inputs["ids"], inputs["pieces"], int(beam), int(threads), int(workers))
     print(json.dumps({"peak_mb": peak_mb()}))
     return 0
 
@@ -168,12 +177,13 @@ def main() -> int:
     ap.add_argument("--ref", default=None, help="reference file (default: DATA/test2016.TGT)")
     ap.add_argument("--beams", default="5,1")
     ap.add_argument("--threads", default="2,1")
+    ap.add_argument("--workers", default="1", help="batches decoded at once, each list item tried where it divides T")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lenpen", type=float, default=1.0)
     ap.add_argument("--max-tokens", type=int, default=8000)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--json", default=None, help="also write the results to this file")
-    ap.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child: "variant|beam|threads"
+    ap.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child: "variant|beam|threads|workers"
     ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)  # child: the encoded source (JSON)
     ap.add_argument("--ct2-dir", default=None, help=argparse.SUPPRESS)  # child: the exported model
     args = ap.parse_args()
@@ -203,39 +213,46 @@ def main() -> int:
             flush=True,
         )
         rows = []
-        for beam in [int(b) for b in args.beams.split(",")]:
-            for threads in [int(t) for t in args.threads.split(",")]:
-                for d in decoders.values():  # warm-up: first calls allocate and pick kernels
-                    d.run(ids[:64], pieces[:64], beam, threads)
-                times = {n: [] for n in names}
-                outs = {}
-                for _ in range(args.rounds):
-                    for n, d in decoders.items():
-                        start = time.perf_counter()
-                        outs[n] = d.run(ids, pieces, beam, threads)
-                        times[n].append(time.perf_counter() - start)
-                base = as_ids(loaded, outs[names[0]])
-                for n in names:
-                    secs = statistics.median(times[n])
-                    hyp_ids = as_ids(loaded, outs[n])
-                    text = [loaded.tgt_tok.decode(t) for t in hyp_ids]
-                    row = {
-                        "variant": n,
-                        "beam": beam,
-                        "threads": threads,
-                        "sent_per_s": len(ids) / secs,
-                        "tok_per_s": sum(len(t) + 1 for t in outs[n]) / secs,
-                        "bleu": sacrebleu.corpus_bleu(text, [refs]).score,
-                        "identical": sum(a == b for a, b in zip(hyp_ids, base)),
-                        "peak_mb": peak_rss_mb(args, inputs, ct2_dir, n, beam, threads),
-                    }
-                    rows.append(row)
-                    print(
-                        f"beam {beam} threads {threads} {n:9s}: {row['sent_per_s']:7.1f} sent/s "
-                        f"{row['tok_per_s']:8.1f} tok/s  BLEU {row['bleu']:5.2f}  "
-                        f"identical to {names[0]}: {row['identical']}/{len(ids)}  peak {row['peak_mb']:.0f} MB",
-                        flush=True,
-                    )
+        settings = [
+            (int(b), int(t), int(w))
+            for b in args.beams.split(",")
+            for t in args.threads.split(",")
+            for w in args.workers.split(",")
+            if int(t) % int(w) == 0
+        ]
+        for beam, threads, workers in settings:
+            for d in decoders.values():  # warm-up: first calls allocate and pick kernels
+                d.run(ids[:64], pieces[:64], beam, threads, workers)
+            times = {n: [] for n in names}
+            outs = {}
+            for _ in range(args.rounds):
+                for n, d in decoders.items():
+                    start = time.perf_counter()
+                    outs[n] = d.run(ids, pieces, beam, threads, workers)
+                    times[n].append(time.perf_counter() - start)
+            base = as_ids(loaded, outs[names[0]])
+            for n in names:
+                secs = statistics.median(times[n])
+                hyp_ids = as_ids(loaded, outs[n])
+                text = [loaded.tgt_tok.decode(t) for t in hyp_ids]
+                row = {
+                    "variant": n,
+                    "beam": beam,
+                    "threads": threads,
+                    "workers": workers,
+                    "sent_per_s": len(ids) / secs,
+                    "tok_per_s": sum(len(t) + 1 for t in outs[n]) / secs,
+                    "bleu": sacrebleu.corpus_bleu(text, [refs]).score,
+                    "identical": sum(a == b for a, b in zip(hyp_ids, base)),
+                    "peak_mb": peak_rss_mb(args, inputs, ct2_dir, n, beam, threads, workers),
+                }
+                rows.append(row)
+                print(
+                    f"beam {beam} threads {threads} workers {workers} {n:9s}: {row['sent_per_s']:7.1f} sent/s "
+                    f"{row['tok_per_s']:8.1f} tok/s  BLEU {row['bleu']:5.2f}  "
+                    f"identical to {names[0]}: {row['identical']}/{len(ids)}  peak {row['peak_mb']:.0f} MB",
+                    flush=True,
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return 0
