@@ -73,7 +73,7 @@ class Decoder:
     the best translation without EOS: ids (nmt) or pieces (CTranslate2)."""
 
     def __init__(self, name: str, ckpt: str, ct2_dir: str, args) -> None:
-        self.name, self.max_tokens, self.lenpen, self.device = name, args.max_tokens, args.lenpen, args.device
+        self.max_tokens, self.lenpen, self.device = args.max_tokens, args.lenpen, args.device
         self.engine, self.precision = name.split()
         if self.precision not in CT2_COMPUTE or self.engine not in ("nmt", "ct2"):
             raise SystemExit(f"unknown variant {name!r}: 'nmt' or 'ct2', a space, one of " + ", ".join(CT2_COMPUTE))
